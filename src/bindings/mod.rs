@@ -1,0 +1,3 @@
+//! Codecs: each binding's wire format to and from core messages. No I/O here.
+
+pub mod taxii_xml;

@@ -1,0 +1,723 @@
+//! Turning a message read in one dialect into one that another dialect can
+//! carry, saying what had to change and what could not be kept.
+
+use std::fmt;
+
+use super::encode::{is_ncname, split_header_name};
+use super::error::SerializeError;
+use crate::core::*;
+
+/// A message made fit for a dialect, and what that took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversion {
+    pub message: Message,
+    pub notes: Vec<ConversionNote>,
+}
+
+/// One thing a conversion changed or dropped.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConversionNote {
+    pub effect: Effect,
+    /// The field, in the core model's terms (`message_id`, `content_blocks[2].message`).
+    pub field: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The value was rewritten into a form the dialect accepts.
+    Remapped,
+    /// The dialect has no place for it: it is not in the output.
+    Lost,
+    /// The dialect requires a value the input did not have: one was supplied.
+    Assumed,
+}
+
+impl fmt::Display for ConversionNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let effect = match self.effect {
+            Effect::Remapped => "remapped",
+            Effect::Lost => "lost",
+            Effect::Assumed => "assumed",
+        };
+        write!(f, "{effect} {}: {}", self.field, self.detail)
+    }
+}
+
+/// Converts a message read in `from` into one `to` can carry.
+///
+/// Fails only when `to` has no such message at all (a poll fulfillment before
+/// 1.1) or cannot express the request's intent (a PAUSE in 1.0): there is
+/// nothing useful to send then.
+pub fn convert(message: Message, from: Dialect, to: Dialect) -> Result<Conversion, SerializeError> {
+    let kind = message.kind();
+    if !kind.exists_in(to) {
+        return Err(SerializeError::NoSuchMessage { dialect: to, kind });
+    }
+    let mut converter = Converter {
+        from,
+        to,
+        notes: Vec::new(),
+    };
+    let message = converter.message(message)?;
+    Ok(Conversion {
+        message,
+        notes: converter.notes,
+    })
+}
+
+struct Converter {
+    from: Dialect,
+    to: Dialect,
+    notes: Vec<ConversionNote>,
+}
+
+impl Converter {
+    fn note(&mut self, effect: Effect, field: impl Into<String>, detail: impl Into<String>) {
+        self.notes.push(ConversionNote {
+            effect,
+            field: field.into(),
+            detail: detail.into(),
+        });
+    }
+
+    fn lost_if<T>(&mut self, value: &Option<T>, field: &str) {
+        if value.is_some() {
+            self.note(
+                Effect::Lost,
+                field,
+                format!("TAXII {} has no place for it", self.to),
+            );
+        }
+    }
+
+    fn lost_if_any<T>(&mut self, values: &[T], field: &str) {
+        if !values.is_empty() {
+            self.note(
+                Effect::Lost,
+                field,
+                format!(
+                    "{} value(s): TAXII {} has no place for them",
+                    values.len(),
+                    self.to
+                ),
+            );
+        }
+    }
+
+    fn message(&mut self, mut message: Message) -> Result<Message, SerializeError> {
+        message.id = self.message_id(&message.id, "message_id");
+        if let Some(reply) = message.in_response_to.take() {
+            message.in_response_to = Some(self.message_id(&reply, "in_response_to"));
+        }
+        if self.to == Dialect::Draft {
+            self.lost_if(&message.signature.take(), "signature");
+            let headers = std::mem::take(&mut message.extended_headers);
+            for header in headers {
+                let (namespace, local) = split_header_name(&header.name);
+                if namespace.is_empty() || !is_ncname(local) {
+                    self.note(
+                        Effect::Lost,
+                        format!("extended_headers[{}]", header.name),
+                        "the draft names a header by an element; this name cannot be one",
+                    );
+                } else {
+                    message.extended_headers.push(header);
+                }
+            }
+        }
+        message.body = self.body(message.body)?;
+        Ok(message)
+    }
+
+    /// A message id in the form the target dialect requires.
+    fn message_id(&mut self, id: &str, field: &str) -> String {
+        let converted = match self.to {
+            Dialect::V10 if id.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() => {
+                return id.to_owned();
+            }
+            Dialect::V10 => id_number(id).to_string(),
+            Dialect::Draft if id == "0" || is_draft_guid(id) => return id.to_owned(),
+            Dialect::Draft => format!("{:032x}", id_number(id)),
+            Dialect::V11 if !id.contains(char::is_whitespace) && !id.is_empty() => {
+                return id.to_owned();
+            }
+            Dialect::V11 => uuid_urn(id_number(id)),
+        };
+        self.note(
+            Effect::Remapped,
+            field,
+            format!(
+                "{id:?} is not a TAXII {} message id; sent as {converted:?}",
+                self.to
+            ),
+        );
+        converted
+    }
+
+    fn timestamp(&mut self, timestamp: Option<Timestamp>, field: &str) -> Option<Timestamp> {
+        let mut timestamp = timestamp?;
+        if self.to == Dialect::Draft {
+            return Some(timestamp);
+        }
+        if timestamp.offset_minutes().is_none() {
+            timestamp = format!("{timestamp}Z").parse().unwrap_or(timestamp);
+            self.note(
+                Effect::Assumed,
+                field,
+                "no time zone was given; UTC assumed",
+            );
+        }
+        let excess = timestamp.nanosecond() % 1000;
+        if excess != 0 {
+            timestamp = timestamp.shifted_nanos(-i64::from(excess));
+            self.note(
+                Effect::Remapped,
+                field,
+                format!(
+                    "TAXII {} keeps microseconds; the nanoseconds were cut",
+                    self.to
+                ),
+            );
+        }
+        Some(timestamp)
+    }
+
+    fn body(&mut self, body: Body) -> Result<Body, SerializeError> {
+        Ok(match body {
+            Body::DiscoveryRequest | Body::FeedInformationRequest | Body::PollFulfillment(_) => {
+                body
+            }
+            Body::DiscoveryResponse(mut response) => {
+                if self.to != Dialect::V11 {
+                    for (index, service) in response.services.iter_mut().enumerate() {
+                        let queries = std::mem::take(&mut service.supported_queries);
+                        self.lost_if_any(&queries, &format!("services[{index}].supported_queries"));
+                    }
+                }
+                Body::DiscoveryResponse(response)
+            }
+            Body::FeedInformationResponse(mut response) => {
+                for (index, feed) in response.feeds.iter_mut().enumerate() {
+                    self.feed(feed, index);
+                }
+                Body::FeedInformationResponse(response)
+            }
+            Body::Status(status) => Body::Status(self.status(status)),
+            Body::SubscriptionManagementRequest(request) => {
+                Body::SubscriptionManagementRequest(self.subscription_request(request)?)
+            }
+            Body::SubscriptionManagementResponse(mut response) => {
+                let records = std::mem::take(&mut response.subscriptions);
+                for (index, record) in records.into_iter().enumerate() {
+                    let record = self.subscription_record(record, index);
+                    response.subscriptions.push(record);
+                }
+                Body::SubscriptionManagementResponse(response)
+            }
+            Body::PollRequest(request) => Body::PollRequest(self.poll_request(request)),
+            Body::PollResponse(response) => Body::PollResponse(self.poll_response(response)),
+            Body::Inbox(inbox) => Body::Inbox(self.inbox(inbox)),
+            Body::SubscriptionAlert(alert) => Body::SubscriptionAlert(alert),
+        })
+    }
+
+    fn feed(&mut self, feed: &mut FeedInfo, index: usize) {
+        let field = |name: &str| format!("feeds[{index}].{name}");
+        if self.to != Dialect::V11 {
+            if feed.collection_type == Some(CollectionType::DataSet) {
+                self.note(
+                    Effect::Lost,
+                    field("collection_type"),
+                    "a data set is sent as a feed",
+                );
+            }
+            feed.collection_type = None;
+            self.lost_if(&feed.volume.take(), &field("volume"));
+            let inboxes = std::mem::take(&mut feed.receiving_inboxes);
+            self.lost_if_any(&inboxes, &field("receiving_inboxes"));
+            for binding in &mut feed.content_bindings {
+                let subtypes = std::mem::take(&mut binding.subtypes);
+                self.lost_if_any(&subtypes, &field("content_bindings.subtypes"));
+            }
+        }
+        if self.to == Dialect::Draft {
+            let services = std::mem::take(&mut feed.subscription_services);
+            self.lost_if_any(&services, &field("subscription_services"));
+            for endpoint in &mut feed.polling_services {
+                if endpoint.address.take().is_some() {
+                    self.note(
+                        Effect::Lost,
+                        field("polling_services.address"),
+                        "the draft lists polling without an address",
+                    );
+                }
+                endpoint.protocol = None;
+            }
+        } else {
+            let before = feed.polling_services.len();
+            feed.polling_services
+                .retain(|e| e.address.is_some() && e.protocol.is_some());
+            if feed.polling_services.len() != before {
+                self.note(
+                    Effect::Lost,
+                    field("polling_services"),
+                    "the draft named polling without an address, which TAXII 1.x requires",
+                );
+            }
+        }
+    }
+
+    fn status(&mut self, mut status: StatusMessage) -> StatusMessage {
+        use StatusType as S;
+        let original = status.status_type.clone();
+        let mapped = match (&original, self.to) {
+            (S::Other(_), _) => original.clone(),
+            // The draft's PENDING asks to repeat the request later, as 1.x RETRY does.
+            (S::Pending, Dialect::V10 | Dialect::V11) if self.from == Dialect::Draft => S::Retry,
+            (S::Retry, Dialect::Draft) => S::Pending,
+            (known, to) if super::ids::ids().status_type_wire(to, known).is_some() => known.clone(),
+            _ => S::Failure,
+        };
+        if mapped != original {
+            self.note(
+                Effect::Remapped,
+                "status_type",
+                format!("TAXII {} has no {original}; sent as {mapped}", self.to),
+            );
+            if mapped == S::Failure && status.message.is_none() {
+                status.message = Some(format!("{original}"));
+            }
+        }
+        status.status_type = mapped;
+        match self.to {
+            Dialect::V11 => {
+                if let Some(text) = status.detail_text.take() {
+                    let name = match status.status_type {
+                        S::UnsupportedContent => Some("SUPPORTED_CONTENT"),
+                        S::UnsupportedMessage => Some("SUPPORTED_BINDING"),
+                        S::UnsupportedProtocol => Some("SUPPORTED_PROTOCOL"),
+                        _ => None,
+                    };
+                    match name {
+                        Some(name) => {
+                            status.details = text
+                                .split_whitespace()
+                                .map(|value| StatusDetail {
+                                    name: name.to_owned(),
+                                    value: value.to_owned(),
+                                })
+                                .collect();
+                            self.note(
+                                Effect::Remapped,
+                                "status_detail",
+                                format!("split into {name} details"),
+                            );
+                        }
+                        None => {
+                            self.note(
+                                Effect::Lost,
+                                "status_detail",
+                                format!("{text:?} has no named 1.1 form"),
+                            );
+                        }
+                    }
+                }
+            }
+            Dialect::V10 | Dialect::Draft => {
+                if !status.details.is_empty() {
+                    let details = std::mem::take(&mut status.details);
+                    let text: Vec<&str> = details.iter().map(|d| d.value.as_str()).collect();
+                    status.detail_text = Some(text.join(" "));
+                    self.note(
+                        Effect::Remapped,
+                        "status_detail",
+                        format!(
+                            "named details sent as their values separated by spaces in TAXII {}",
+                            self.to
+                        ),
+                    );
+                }
+            }
+        }
+        status
+    }
+
+    fn selection(&mut self, parameters: &mut SubscriptionParameters, field: &str) {
+        if self.to == Dialect::V11 {
+            return;
+        }
+        self.lost_if(
+            &parameters.response_type.take(),
+            &format!("{field}.response_type"),
+        );
+        self.lost_if(&parameters.query.take(), &format!("{field}.query"));
+        for binding in &mut parameters.content_bindings {
+            let subtypes = std::mem::take(&mut binding.subtypes);
+            self.lost_if_any(&subtypes, &format!("{field}.content_bindings.subtypes"));
+        }
+        if self.to == Dialect::Draft {
+            self.one_binding(
+                &mut parameters.content_bindings,
+                &format!("{field}.content_bindings"),
+            );
+        }
+    }
+
+    /// The draft names exactly one content binding where 1.x lists several or none.
+    fn one_binding(&mut self, bindings: &mut Vec<ContentBinding>, field: &str) {
+        if bindings.len() > 1 {
+            let dropped = bindings.split_off(1);
+            self.lost_if_any(&dropped, field);
+        }
+        if bindings.is_empty() {
+            bindings.push(ContentBinding::new("urn:stix.mitre.org:xml:1.0"));
+            self.note(
+                Effect::Assumed,
+                field,
+                "the draft needs one content binding; STIX_XML_1.0 stands for \"any\"",
+            );
+        }
+    }
+
+    fn subscription_request(
+        &mut self,
+        mut request: SubscriptionRequest,
+    ) -> Result<SubscriptionRequest, SerializeError> {
+        if super::ids::ids()
+            .subscription_action_wire(self.to, request.action)
+            .is_none()
+        {
+            return Err(SerializeError::Inexpressible {
+                dialect: self.to,
+                what: format!("the subscription action {:?}", request.action),
+            });
+        }
+        self.delivery(
+            &mut request.delivery,
+            request.action == SubscriptionAction::Subscribe,
+            "delivery",
+        );
+        if let Some(parameters) = &mut request.parameters {
+            self.selection(parameters, "parameters");
+            if self.to == Dialect::V10 && !matches!(request.delivery, Some(Delivery::Push(_))) {
+                let bindings = std::mem::take(&mut parameters.content_bindings);
+                self.lost_if_any(&bindings, "parameters.content_bindings");
+            }
+        } else if self.to == Dialect::Draft && request.delivery.is_some() {
+            let mut parameters = SubscriptionParameters::default();
+            self.one_binding(
+                &mut parameters.content_bindings,
+                "parameters.content_bindings",
+            );
+            request.parameters = Some(parameters);
+        }
+        if self.to == Dialect::V10
+            && request
+                .parameters
+                .as_ref()
+                .is_some_and(|p| p.content_bindings.is_empty())
+        {
+            request.parameters = None;
+        }
+        Ok(request)
+    }
+
+    /// 1.x says "poll" by leaving push parameters out; the draft says it outright.
+    fn delivery(&mut self, delivery: &mut Option<Delivery>, subscribing: bool, field: &str) {
+        match self.to {
+            Dialect::Draft => {
+                if delivery.is_none() && subscribing {
+                    *delivery = Some(Delivery::Poll {
+                        message_binding: None,
+                    });
+                }
+            }
+            Dialect::V10 | Dialect::V11 => {
+                if let Some(Delivery::Poll { message_binding }) = delivery {
+                    if message_binding.is_some() {
+                        self.note(
+                            Effect::Lost,
+                            format!("{field}.message_binding"),
+                            "TAXII 1.x names no binding for polling subscribers",
+                        );
+                    }
+                    *delivery = None;
+                }
+            }
+        }
+    }
+
+    fn subscription_record(
+        &mut self,
+        mut record: SubscriptionRecord,
+        index: usize,
+    ) -> SubscriptionRecord {
+        let field = format!("subscriptions[{index}]");
+        if self.to != Dialect::V11 {
+            if record
+                .status
+                .is_some_and(|s| s != SubscriptionStatus::Active)
+            {
+                self.note(
+                    Effect::Lost,
+                    format!("{field}.status"),
+                    format!("TAXII {} has no subscription status", self.to),
+                );
+            }
+            record.status = None;
+        }
+        self.delivery(&mut record.delivery, true, &format!("{field}.delivery"));
+        if let Some(parameters) = &mut record.parameters {
+            self.selection(parameters, &format!("{field}.parameters"));
+        }
+        if self.to == Dialect::Draft {
+            let instances = std::mem::take(&mut record.poll_instances);
+            self.lost_if_any(&instances, &format!("{field}.poll_instances"));
+            if record.parameters.is_none() {
+                let mut parameters = SubscriptionParameters::default();
+                self.one_binding(
+                    &mut parameters.content_bindings,
+                    &format!("{field}.parameters.content_bindings"),
+                );
+                record.parameters = Some(parameters);
+            }
+        }
+        if self.to == Dialect::V10 {
+            let push = matches!(record.delivery, Some(Delivery::Push(_)));
+            if let Some(parameters) = record.parameters.take()
+                && push
+                && !parameters.content_bindings.is_empty()
+            {
+                record.parameters = Some(parameters);
+            }
+        }
+        record
+    }
+
+    fn poll_request(&mut self, mut request: PollRequest) -> PollRequest {
+        request.exclusive_begin = self.timestamp(request.exclusive_begin, "exclusive_begin");
+        request.inclusive_end = self.timestamp(request.inclusive_end, "inclusive_end");
+        if request.subscription_id.is_some()
+            && request.parameters.is_some()
+            && self.to != Dialect::V10
+        {
+            let dropped = request.parameters.take();
+            self.lost_if(&dropped, "parameters");
+        }
+        match self.to {
+            Dialect::V11 => {
+                if request.subscription_id.is_none() && request.parameters.is_none() {
+                    request.parameters = Some(PollParameters::default());
+                }
+            }
+            Dialect::V10 | Dialect::Draft => {
+                if let Some(parameters) = &mut request.parameters {
+                    self.lost_if(&parameters.allow_asynch.take(), "parameters.allow_asynch");
+                    self.lost_if(&parameters.delivery.take(), "parameters.delivery");
+                    self.selection(&mut parameters.selection, "parameters");
+                    if self.to == Dialect::V10 && parameters.selection.content_bindings.is_empty() {
+                        request.parameters = None;
+                    }
+                } else if self.to == Dialect::Draft && request.subscription_id.is_none() {
+                    let mut parameters = PollParameters::default();
+                    self.one_binding(
+                        &mut parameters.selection.content_bindings,
+                        "parameters.content_bindings",
+                    );
+                    request.parameters = Some(parameters);
+                }
+            }
+        }
+        request
+    }
+
+    fn poll_response(&mut self, mut response: PollResponse) -> PollResponse {
+        response.exclusive_begin = self.timestamp(response.exclusive_begin, "exclusive_begin");
+        response.inclusive_end = self.timestamp(response.inclusive_end, "inclusive_end");
+        if self.to != Dialect::V11 {
+            self.lost_if(&response.more.take().filter(|more| *more), "more");
+            self.lost_if(&response.result_id.take(), "result_id");
+            self.lost_if(
+                &response.result_part_number.take().filter(|n| *n != 1),
+                "result_part_number",
+            );
+            self.lost_if(&response.record_count.take(), "record_count");
+        }
+        if self.to == Dialect::Draft {
+            self.lost_if(&response.feed_name.take(), "feed_name");
+        } else if response.feed_name.is_none() {
+            response.feed_name = Some(String::new());
+            self.note(
+                Effect::Assumed,
+                "feed_name",
+                "the draft names no feed in a poll response; sent empty",
+            );
+        }
+        if response.inclusive_end.is_none() && self.to != Dialect::V11 {
+            let latest = response
+                .content_blocks
+                .iter()
+                .filter_map(|b| b.timestamp_label)
+                .max();
+            response.inclusive_end = latest.or_else(|| Some(Timestamp::from_unix(0, 0)));
+            self.note(
+                Effect::Assumed,
+                "inclusive_end",
+                "required here; the latest label returned stands for it",
+            );
+        }
+        response.content_blocks = self.blocks(std::mem::take(&mut response.content_blocks));
+        response
+    }
+
+    fn inbox(&mut self, mut inbox: InboxMessage) -> InboxMessage {
+        if self.to != Dialect::V11 {
+            let destinations = std::mem::take(&mut inbox.destination_feeds);
+            self.lost_if_any(&destinations, "destination_feeds");
+            self.lost_if(&inbox.result_id.take(), "result_id");
+            self.lost_if(&inbox.record_count.take(), "record_count");
+        }
+        if let Some(mut source) = inbox.source_subscription.take() {
+            source.exclusive_begin = self.timestamp(
+                source.exclusive_begin,
+                "source_subscription.exclusive_begin",
+            );
+            source.inclusive_end =
+                self.timestamp(source.inclusive_end, "source_subscription.inclusive_end");
+            let keep = match self.to {
+                Dialect::Draft => {
+                    self.lost_if(&source.feed_name.take(), "source_subscription.feed_name");
+                    self.lost_if(
+                        &source.exclusive_begin.take(),
+                        "source_subscription.exclusive_begin",
+                    );
+                    self.lost_if(
+                        &source.inclusive_end.take(),
+                        "source_subscription.inclusive_end",
+                    );
+                    source.subscription_id.is_some()
+                }
+                Dialect::V10 => source.feed_name.is_some() && source.inclusive_end.is_some(),
+                Dialect::V11 => source.feed_name.is_some() && source.subscription_id.is_some(),
+            };
+            if keep {
+                inbox.source_subscription = Some(source);
+            } else {
+                self.note(
+                    Effect::Lost,
+                    "source_subscription",
+                    format!("TAXII {} requires fields the input did not have", self.to),
+                );
+            }
+        }
+        inbox.content_blocks = self.blocks(std::mem::take(&mut inbox.content_blocks));
+        inbox
+    }
+
+    fn blocks(&mut self, blocks: Vec<ContentBlock>) -> Vec<ContentBlock> {
+        let mut kept = Vec::with_capacity(blocks.len());
+        let first_binding = blocks.first().map(|b| b.binding.clone());
+        for (index, mut block) in blocks.into_iter().enumerate() {
+            let field = |name: &str| format!("content_blocks[{index}].{name}");
+            block.timestamp_label =
+                self.timestamp(block.timestamp_label, &field("timestamp_label"));
+            if self.to != Dialect::V11 {
+                self.lost_if(&block.message.take(), &field("message"));
+                let subtypes = std::mem::take(&mut block.binding.subtypes);
+                self.lost_if_any(&subtypes, &field("binding.subtypes"));
+            }
+            if self.to == Dialect::Draft {
+                self.lost_if(&block.timestamp_label.take(), &field("timestamp_label"));
+                self.lost_if(&block.padding.take(), &field("padding"));
+                self.lost_if(&block.signature.take(), &field("signature"));
+                if matches!(block.content, XmlContent::Text(_)) {
+                    self.note(
+                        Effect::Lost,
+                        field("content"),
+                        "the draft carries XML documents only, not text",
+                    );
+                    continue;
+                }
+                if first_binding
+                    .as_ref()
+                    .is_some_and(|b| b.id != block.binding.id)
+                {
+                    self.note(
+                        Effect::Lost,
+                        field("content"),
+                        "the draft carries one content binding per message",
+                    );
+                    continue;
+                }
+            }
+            kept.push(block);
+        }
+        kept
+    }
+}
+
+/// Whether an id is the draft's GUID: 32 hex digits, spaces and dashes aside.
+fn is_draft_guid(id: &str) -> bool {
+    let digits = id.chars().filter(|c| !matches!(c, ' ' | '-')).count();
+    digits == 32
+        && id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, ' ' | '-'))
+}
+
+/// A number standing for an id: the id's own hex or decimal digits when it
+/// has no more than fit, otherwise a stable hash of it. The same id always
+/// maps to the same number, so a reply can be matched to its request.
+fn id_number(id: &str) -> u128 {
+    let bare = id.strip_prefix("urn:uuid:").unwrap_or(id);
+    let hex: String = bare.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    if id.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(number) = id.parse::<u128>()
+    {
+        return number;
+    }
+    if !hex.is_empty() && hex.len() <= 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return u128::from_str_radix(&hex, 16).unwrap_or_default();
+    }
+    fnv1a_128(id.as_bytes())
+}
+
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    bytes.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u128::from(*byte)).wrapping_mul(PRIME)
+    })
+}
+
+fn uuid_urn(number: u128) -> String {
+    let hex = format!("{number:032x}");
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_remapped_stably_and_reversibly_where_they_fit() {
+        let draft = "a847 98be ffe8 40ee 3722 c893 288b d375";
+        let number = id_number(draft);
+        assert_eq!(format!("{number:032x}"), "a84798beffe840ee3722c893288bd375");
+        assert_eq!(id_number(&number.to_string()), number);
+        assert_eq!(id_number(&uuid_urn(number)), number);
+        assert_eq!(id_number("urn:example:one"), id_number("urn:example:one"));
+        assert_ne!(id_number("urn:example:one"), id_number("urn:example:two"));
+        assert!(is_draft_guid(draft));
+        assert!(!is_draft_guid("984987DE-FEAA-95FF-894C-CBCC432988839023"));
+    }
+}

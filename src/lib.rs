@@ -1,0 +1,7 @@
+//! taxiway: a protocol gateway for cyber-threat-intelligence sharing.
+//!
+//! Every binding's traffic is turned into TAXII core messages ([`core`]) by a
+//! codec ([`bindings`]); everything behind the codecs works on those messages.
+
+pub mod bindings;
+pub mod core;
