@@ -76,7 +76,7 @@ fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
                     "file": name,
                     "valid": true,
                     "dialect": parsed.dialect,
-                    "message_type": parsed.message.kind(),
+                    "message_type": parsed.message.kind().name(),
                     "message_id": parsed.message.id,
                 })
             ),

@@ -123,7 +123,20 @@ impl Converter {
                         "the draft names a header by an element; this name cannot be one",
                     );
                 } else {
-                    message.extended_headers.push(header);
+                    // A draft header reads back named `namespace#local`,
+                    // whichever separator the name had.
+                    let name = format!("{namespace}#{local}");
+                    if name != header.name {
+                        self.note(
+                            Effect::Remapped,
+                            format!("extended_headers[{}]", header.name),
+                            format!("the draft names this header {name:?}"),
+                        );
+                    }
+                    message.extended_headers.push(ExtendedHeader {
+                        name,
+                        value: header.value,
+                    });
                 }
             }
         }
@@ -194,6 +207,14 @@ impl Converter {
                     for (index, service) in response.services.iter_mut().enumerate() {
                         let queries = std::mem::take(&mut service.supported_queries);
                         self.lost_if_any(&queries, &format!("services[{index}].supported_queries"));
+                        // Draft and 1.0 content bindings are bare ids, without subtypes.
+                        for binding in &mut service.content_bindings {
+                            let subtypes = std::mem::take(&mut binding.subtypes);
+                            self.lost_if_any(
+                                &subtypes,
+                                &format!("services[{index}].content_bindings.subtypes"),
+                            );
+                        }
                     }
                 }
                 Body::DiscoveryResponse(response)
@@ -218,8 +239,19 @@ impl Converter {
             }
             Body::PollRequest(request) => Body::PollRequest(self.poll_request(request)),
             Body::PollResponse(response) => Body::PollResponse(self.poll_response(response)),
-            Body::Inbox(inbox) => Body::Inbox(self.inbox(inbox)),
-            Body::SubscriptionAlert(alert) => Body::SubscriptionAlert(alert),
+            Body::Inbox(inbox) => {
+                let inbox = self.inbox(inbox);
+                // A draft STIX message carries one or more STIX documents: with
+                // none left there is nothing to send, as with a PAUSE in 1.0.
+                if self.to == Dialect::Draft && inbox.content_blocks.is_empty() {
+                    return Err(SerializeError::Inexpressible {
+                        dialect: self.to,
+                        what: "an inbox message without XML content".to_owned(),
+                    });
+                }
+                Body::Inbox(inbox)
+            }
+            Body::SubscriptionAlert(alert) => Body::SubscriptionAlert(self.alert(alert)),
         })
     }
 
@@ -241,6 +273,16 @@ impl Converter {
                 let subtypes = std::mem::take(&mut binding.subtypes);
                 self.lost_if_any(&subtypes, &field("content_bindings.subtypes"));
             }
+            // 1.1 lists none for "any content"; the 1.0 and draft schemas require one.
+            if feed.content_bindings.is_empty() {
+                feed.content_bindings
+                    .push(ContentBinding::new("urn:stix.mitre.org:xml:1.1.1"));
+                self.note(
+                    Effect::Assumed,
+                    field("content_bindings"),
+                    "none listed (any content); STIX 1.1.1 is named, as one is required",
+                );
+            }
         }
         if self.to == Dialect::Draft {
             let services = std::mem::take(&mut feed.subscription_services);
@@ -255,6 +297,7 @@ impl Converter {
                 }
                 endpoint.protocol = None;
             }
+            self.draft_delivery_methods(feed, &field);
         } else {
             let before = feed.polling_services.len();
             feed.polling_services
@@ -267,6 +310,99 @@ impl Converter {
                 );
             }
         }
+    }
+
+    /// A draft feed lists its delivery methods (`POLL` at most once) and one
+    /// set of message bindings shared by all of them, and needs one of each:
+    /// shape the feed so that it reads back as converted.
+    fn draft_delivery_methods(&mut self, feed: &mut FeedInfo, field: &dyn Fn(&str) -> String) {
+        let mut shared: Vec<MessageBinding> = Vec::new();
+        let listed = feed
+            .push_methods
+            .iter()
+            .flat_map(|m| &m.message_bindings)
+            .chain(
+                feed.polling_services
+                    .iter()
+                    .flat_map(|e| &e.message_bindings),
+            );
+        for binding in listed {
+            if !shared.contains(binding) {
+                shared.push(binding.clone());
+            }
+        }
+        if shared.is_empty() {
+            shared.push(MessageBinding::Xml(Dialect::Draft));
+        }
+        if feed.polling_services.len() > 1 {
+            feed.polling_services.truncate(1);
+            self.note(
+                Effect::Remapped,
+                field("polling_services"),
+                "the draft names polling once; the services are merged",
+            );
+        }
+        if feed.push_methods.is_empty() && feed.polling_services.is_empty() {
+            feed.polling_services.push(Endpoint {
+                protocol: None,
+                address: None,
+                message_bindings: Vec::new(),
+            });
+            self.note(
+                Effect::Assumed,
+                field("polling_services"),
+                "the draft needs a delivery method; POLL is named",
+            );
+        }
+        let methods = feed
+            .push_methods
+            .iter_mut()
+            .map(|m| &mut m.message_bindings)
+            .chain(
+                feed.polling_services
+                    .iter_mut()
+                    .map(|e| &mut e.message_bindings),
+            );
+        let mut changed = false;
+        for bindings in methods {
+            if *bindings != shared {
+                *bindings = shared.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            self.note(
+                Effect::Remapped,
+                field("message_bindings"),
+                "the draft lists one set of message bindings for all delivery methods",
+            );
+        }
+    }
+
+    /// A draft alert (the only dialect that has one) writes its content
+    /// binding inside its subscription, and only the draft's status types.
+    fn alert(&mut self, mut alert: SubscriptionAlert) -> SubscriptionAlert {
+        self.delivery(&mut alert.subscription, false, "subscription");
+        if alert.subscription.is_none() {
+            self.lost_if(&alert.content_binding.take(), "content_binding");
+        } else if let Some(binding) = &mut alert.content_binding {
+            let subtypes = std::mem::take(&mut binding.subtypes);
+            self.lost_if_any(&subtypes, "content_binding.subtypes");
+        } else {
+            let mut bindings = Vec::new();
+            self.one_binding(&mut bindings, "content_binding");
+            alert.content_binding = bindings.pop();
+        }
+        if let Some(status_type) = alert.status_type.take() {
+            let status = self.status(StatusMessage {
+                status_type,
+                details: Vec::new(),
+                detail_text: None,
+                message: None,
+            });
+            alert.status_type = Some(status.status_type);
+        }
+        alert
     }
 
     fn status(&mut self, mut status: StatusMessage) -> StatusMessage {
@@ -421,6 +557,12 @@ impl Converter {
         {
             request.parameters = None;
         }
+        // The draft writes the content binding inside <subscription>, which
+        // only a request that says how to deliver has.
+        if self.to == Dialect::Draft && request.delivery.is_none() {
+            let dropped = request.parameters.take();
+            self.lost_if(&dropped, "parameters");
+        }
         Ok(request)
     }
 
@@ -432,6 +574,12 @@ impl Converter {
                     *delivery = Some(Delivery::Poll {
                         message_binding: None,
                     });
+                }
+                // The draft always names the binding a poller uses; the writer
+                // puts down the draft's own when none is given, so say so here
+                // and the message reads back as it was converted.
+                if let Some(Delivery::Poll { message_binding }) = delivery {
+                    message_binding.get_or_insert(MessageBinding::Xml(Dialect::Draft));
                 }
             }
             Dialect::V10 | Dialect::V11 => {
@@ -555,6 +703,9 @@ impl Converter {
                 "the draft names no feed in a poll response; sent empty",
             );
         }
+        // Blocks first: the labels stand for a missing end bound below, and
+        // must already be in the form the dialect takes.
+        response.content_blocks = self.blocks(std::mem::take(&mut response.content_blocks));
         if response.inclusive_end.is_none() && self.to != Dialect::V11 {
             let latest = response
                 .content_blocks
@@ -568,7 +719,6 @@ impl Converter {
                 "required here; the latest label returned stands for it",
             );
         }
-        response.content_blocks = self.blocks(std::mem::take(&mut response.content_blocks));
         response
     }
 
@@ -617,8 +767,7 @@ impl Converter {
     }
 
     fn blocks(&mut self, blocks: Vec<ContentBlock>) -> Vec<ContentBlock> {
-        let mut kept = Vec::with_capacity(blocks.len());
-        let first_binding = blocks.first().map(|b| b.binding.clone());
+        let mut kept: Vec<ContentBlock> = Vec::with_capacity(blocks.len());
         for (index, mut block) in blocks.into_iter().enumerate() {
             let field = |name: &str| format!("content_blocks[{index}].{name}");
             block.timestamp_label =
@@ -640,9 +789,9 @@ impl Converter {
                     );
                     continue;
                 }
-                if first_binding
-                    .as_ref()
-                    .is_some_and(|b| b.id != block.binding.id)
+                if kept
+                    .first()
+                    .is_some_and(|b| b.binding.id != block.binding.id)
                 {
                     self.note(
                         Effect::Lost,
@@ -651,10 +800,75 @@ impl Converter {
                     );
                     continue;
                 }
+                // The draft lists documents, not blocks: content with several
+                // top-level elements reads back as one block per element.
+                let xml = block.content.as_str();
+                let (parts, text) = top_level_elements(xml);
+                if text || parts.is_empty() {
+                    self.note(
+                        Effect::Lost,
+                        field("content"),
+                        "the draft carries XML documents only, not text",
+                    );
+                }
+                if parts.len() != 1 || parts[0] != xml {
+                    if parts.len() > 1 {
+                        self.note(
+                            Effect::Remapped,
+                            field("content"),
+                            format!("sent as {} documents, one per element", parts.len()),
+                        );
+                    }
+                    let parts: Vec<String> = parts.into_iter().map(str::to_owned).collect();
+                    for part in parts {
+                        let mut copy = block.clone();
+                        copy.content = XmlContent::Xml(part);
+                        kept.push(copy);
+                    }
+                    continue;
+                }
             }
             kept.push(block);
         }
         kept
+    }
+}
+
+/// The top-level elements of an XML payload, each a document by itself (the
+/// reader re-declares inherited namespaces on each), and whether there was
+/// text between them. Comments and processing instructions between them go.
+fn top_level_elements(xml: &str) -> (Vec<&str>, bool) {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut depth, mut start, mut parts, mut text) = (0usize, 0, Vec::new(), false);
+    loop {
+        let at = reader.buffer_position() as usize;
+        let Ok(event) = reader.read_event() else {
+            // Not well-formed: kept as it is, for the writer to put down verbatim.
+            return (vec![xml], false);
+        };
+        let end = reader.buffer_position() as usize;
+        match event {
+            Event::Start(_) => {
+                if depth == 0 {
+                    start = at;
+                }
+                depth += 1;
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    parts.push(&xml[start..end]);
+                }
+            }
+            Event::Empty(_) if depth == 0 => parts.push(&xml[at..end]),
+            Event::Text(chunk) if depth == 0 => {
+                text |= !chunk.as_bytes().iter().all(u8::is_ascii_whitespace);
+            }
+            Event::CData(_) | Event::GeneralRef(_) if depth == 0 => text = true,
+            Event::Eof => return (parts, text),
+            _ => {}
+        }
     }
 }
 

@@ -92,6 +92,18 @@ impl<'a> XmlCursor<'a> {
 
     /// Reads up to and including the root element's start tag.
     pub fn root(&mut self) -> Result<Element<'a>, ParseError> {
+        // quick-xml does not check for characters XML forbids everywhere
+        // (C0 controls, U+FFFE, U+FFFF); a raw one would be kept in a field or
+        // payload that no XML writer can then express.
+        check_characters(self.input)?;
+        // The caller strips one byte order mark and quick-xml silently skips
+        // another, which would put every offset we take from it 3 bytes off.
+        // A second one is a character before the root: not well-formed.
+        if self.input.starts_with('\u{FEFF}') {
+            return Err(ParseError::bad_message(
+                "text (a second byte order mark) before the root element is not allowed",
+            ));
+        }
         let mut seen_declaration = false;
         loop {
             let at = self.position();
@@ -164,7 +176,19 @@ impl<'a> XmlCursor<'a> {
         }
         let start_end = self.position();
         let name_len = start.name().as_ref().len();
-        let qname = &self.input[at + 1..at + 1 + name_len];
+        // Offsets come from quick-xml; should one ever be off, refuse the
+        // document rather than panic on a slice.
+        let qname = self
+            .input
+            .get(at + 1..at + 1 + name_len)
+            .filter(|qname| {
+                let name = start.name();
+                let name: &str = name.as_ref();
+                *qname == name
+            })
+            .ok_or_else(|| {
+                ParseError::bad_message(format!("malformed start tag near byte {at}"))
+            })?;
         let outer_scope = self.bindings.len();
         let mut attributes = Vec::new();
         let mut declares = Vec::new();
@@ -181,6 +205,12 @@ impl<'a> XmlCursor<'a> {
                 ParseError::bad_message(format!("malformed attribute in <{qname}>: {e}"))
             })?;
             let key: &str = attribute.key.as_ref();
+            // quick-xml lets a raw `<` through in a value; XML forbids it.
+            if attribute.value.contains('<') {
+                return Err(ParseError::bad_message(format!(
+                    "attribute {key} of <{qname}> holds a raw <"
+                )));
+            }
             let value = attribute
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|e| {
@@ -565,6 +595,25 @@ fn push_reference(out: &mut String, reference: &BytesRef<'_>) -> Result<(), Pars
     };
     out.push(resolved);
     Ok(())
+}
+
+/// Refuses a character that XML 1.0 allows nowhere, raw or escaped.
+fn check_characters(input: &str) -> Result<(), ParseError> {
+    let bytes = input.as_bytes();
+    let forbidden = bytes.iter().enumerate().find_map(|(at, &b)| {
+        let control = b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r');
+        // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+        let non_character = b == 0xEF
+            && bytes.get(at + 1) == Some(&0xBF)
+            && matches!(bytes.get(at + 2), Some(0xBE | 0xBF));
+        (control || non_character).then_some(at)
+    });
+    match forbidden {
+        Some(at) => Err(ParseError::bad_message(format!(
+            "the character at byte {at} is not allowed in XML"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn is_xml_char(c: char) -> bool {

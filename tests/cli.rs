@@ -1,0 +1,138 @@
+//! The `taxiway validate` and `taxiway convert` commands, run as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use taxiway::bindings::taxii_xml::parse;
+use taxiway::core::{Dialect, MessageKind};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/examples")
+}
+
+fn taxiway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_taxiway"))
+        .args(args)
+        .output()
+        .expect("the taxiway binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+#[test]
+fn validate_prints_dialect_and_type_of_each_file() {
+    let dir = examples();
+    let seed = dir.join("seed/fig11-poll-request.xml");
+    let v10 = dir.join("taxii-1.0/inbox-message.xml");
+    let v11 = dir.join("taxii-1.1/poll-fulfillment.xml");
+    let output = taxiway(&[
+        "validate",
+        seed.to_str().unwrap(),
+        v10.to_str().unwrap(),
+        v11.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].ends_with(": draft poll_request"), "{text}");
+    assert!(lines[1].ends_with(": 1.0 inbox_message"), "{text}");
+    assert!(lines[2].ends_with(": 1.1 poll_fulfillment"), "{text}");
+}
+
+#[test]
+fn validate_reports_invalid_files_and_exits_1() {
+    let dir = examples();
+    let valid = dir.join("taxii-1.1/discovery-request.xml");
+    let invalid = dir.join("invalid/taxii-1.0-nondigit-message-id.xml");
+    let output = taxiway(&[
+        "validate",
+        valid.to_str().unwrap(),
+        invalid.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let text = stdout(&output);
+    let invalid_line = text.lines().nth(1).unwrap();
+    assert!(invalid_line.contains("invalid: BAD_MESSAGE"), "{text}");
+    assert!(
+        invalid_line.contains("digits"),
+        "the reason is given: {text}"
+    );
+}
+
+#[test]
+fn validate_json_prints_one_object_per_file() {
+    let dir = examples();
+    let valid = dir.join("seed/fig17-stix-message.xml");
+    let invalid = dir.join("invalid/taxii-1.1-timestamp-without-timezone.xml");
+    let missing = dir.join("no-such-file.xml");
+    let output = taxiway(&[
+        "validate",
+        "--json",
+        valid.to_str().unwrap(),
+        invalid.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let objects: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect();
+    assert_eq!(objects.len(), 3);
+    assert_eq!(objects[0]["valid"], true);
+    assert_eq!(objects[0]["dialect"], "draft");
+    assert_eq!(objects[0]["message_type"], "inbox_message");
+    assert_eq!(objects[1]["valid"], false);
+    assert_eq!(objects[1]["dialect"], "1.1");
+    assert_eq!(objects[1]["status_type"], "BAD_MESSAGE");
+    assert_eq!(objects[1]["message_id"], "43");
+    assert!(objects[1]["reason"].as_str().unwrap().contains("time zone"));
+    assert_eq!(objects[2]["valid"], false);
+    assert!(
+        objects[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read")
+    );
+}
+
+#[test]
+fn convert_prints_the_message_in_another_dialect_and_reports_losses() {
+    let file = examples().join("taxii-1.1/inbox-message.xml");
+    let output = taxiway(&["convert", "--to", "1.0", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    let converted = parse(&output.stdout).expect("the output is a TAXII message");
+    assert_eq!(converted.dialect, Dialect::V10);
+    assert_eq!(converted.message.kind(), MessageKind::Inbox);
+    assert!(converted.message.id.bytes().all(|b| b.is_ascii_digit()));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("remapped message_id"), "{stderr}");
+    assert!(stderr.contains("lost destination_feeds"), "{stderr}");
+}
+
+#[test]
+fn convert_refuses_a_message_the_target_dialect_lacks() {
+    let file = examples().join("taxii-1.1/poll-fulfillment.xml");
+    let output = taxiway(&["convert", "--to", "draft", file.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("draft dialect has no poll_fulfillment"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn convert_rejects_an_unknown_dialect() {
+    let file = examples().join("taxii-1.1/inbox-message.xml");
+    let output = taxiway(&["convert", "--to", "2.0", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("expected draft, 1.0 or 1.1")
+    );
+}
