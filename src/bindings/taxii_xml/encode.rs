@@ -6,7 +6,7 @@
 
 use super::error::SerializeError;
 use super::ids::{Ids, ids};
-use super::reader::escape_attribute_into;
+use super::reader::{escape_attribute_into, mentions_prefix};
 use crate::core::*;
 
 /// Writes a message in a dialect.
@@ -319,19 +319,39 @@ impl Writer {
             self.start("extended-headers", &[]);
             for header in headers {
                 let (namespace, local) = split_header_name(&header.name);
-                let prefix = if namespace.is_empty() { "" } else { "h:" };
+                // The reader gives a header's markup every declaration in scope
+                // that its text mentions: a prefix the value never mentions
+                // keeps the value as it was.
+                let prefix = if namespace.is_empty() {
+                    String::new()
+                } else {
+                    let value = header.value.as_str();
+                    let free = (0..)
+                        .map(|n| {
+                            if n == 0 {
+                                "h".to_owned()
+                            } else {
+                                format!("h{n}")
+                            }
+                        })
+                        .find(|p| !mentions_prefix(value, p))
+                        .unwrap_or_default();
+                    format!("{free}:")
+                };
                 self.out.push('<');
-                self.out.push_str(prefix);
+                self.out.push_str(&prefix);
                 self.out.push_str(local);
-                if !namespace.is_empty() {
-                    self.out.push_str(" xmlns:h=\"");
+                if let Some(declared) = prefix.strip_suffix(':') {
+                    self.out.push_str(" xmlns:");
+                    self.out.push_str(declared);
+                    self.out.push_str("=\"");
                     escape_attribute_into(&mut self.out, namespace);
                     self.out.push('"');
                 }
                 self.out.push('>');
                 self.content(&header.value);
                 self.out.push_str("</");
-                self.out.push_str(prefix);
+                self.out.push_str(&prefix);
                 self.out.push_str(local);
                 self.out.push('>');
             }
