@@ -79,7 +79,7 @@ struct Decoder<'a> {
 }
 
 /// The children of one element, read in the order its schema lists them.
-struct Children {
+struct Children<'a> {
     order: &'static [&'static str],
     last: usize,
     /// Elements outside the TAXII namespace (the draft's STIX payloads) are
@@ -88,19 +88,19 @@ struct Children {
     tolerate_text: bool,
     /// Set once the parent's end tag is read (or it had none).
     done: bool,
-    parent: String,
+    parent: &'a str,
     signature: Option<XmlContent>,
 }
 
-impl Children {
-    fn new(parent: &Element<'_>, order: &'static [&'static str]) -> Self {
+impl<'a> Children<'a> {
+    fn new(parent: &Element<'a>, order: &'static [&'static str]) -> Self {
         Children {
             order,
             last: 0,
             foreign_allowed: false,
             tolerate_text: false,
             done: parent.empty,
-            parent: parent.qname.to_owned(),
+            parent: parent.qname,
             signature: None,
         }
     }
@@ -149,7 +149,7 @@ impl<'a> Decoder<'a> {
     /// The next child in schema order, or `None` at the parent's end.
     fn next(
         &mut self,
-        children: &mut Children,
+        children: &mut Children<'a>,
     ) -> Result<Option<(usize, Element<'a>)>, ParseError> {
         if children.done {
             return Ok(None);
@@ -302,7 +302,7 @@ impl<'a> Decoder<'a> {
         &mut self,
         kind: MessageKind,
         root: &Element<'a>,
-        children: &mut Children,
+        children: &mut Children<'a>,
         headers: &mut Vec<ExtendedHeader>,
     ) -> Result<Body, ParseError> {
         let mut fields = Fields::default();

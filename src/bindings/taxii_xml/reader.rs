@@ -31,7 +31,7 @@ pub(crate) struct Element<'a> {
     pub local: &'a str,
     /// Resolved for envelope elements only; payload elements are checked, not interpreted.
     pub namespace: Cow<'a, str>,
-    pub attributes: Vec<(String, String)>,
+    pub attributes: Vec<(&'a str, Cow<'a, str>)>,
     pub empty: bool,
     /// Byte offset of the `<` of the start tag.
     start: usize,
@@ -50,7 +50,7 @@ impl<'a> Element<'a> {
         self.attributes
             .iter()
             .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| &**value)
     }
 
     pub fn required_attribute(&self, name: &str) -> Result<&str, ParseError> {
@@ -244,7 +244,7 @@ impl<'a> XmlCursor<'a> {
                 // A payload attribute is only checked: its references must
                 // resolve, but its value is not needed.
                 if envelope {
-                    attributes.push((key.to_owned(), attribute_value(raw)?.into_owned()));
+                    attributes.push((key, attribute_value(raw)?));
                 } else if !plain {
                     attribute_value(raw)?;
                 }
