@@ -311,7 +311,10 @@ fn summary(message: &Message, dialect: Dialect) -> Value {
                 let mut details = serde_json::Map::new();
                 for detail in &status.details {
                     let values = details.entry(detail.name.clone()).or_insert(json!([]));
-                    values.as_array_mut().unwrap().push(json!(detail.value));
+                    values
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!(detail.value.as_str()));
                 }
                 merge(&mut r, json!({ "details": details }));
             } else {

@@ -622,7 +622,7 @@ fn inbox() -> BoxedStrategy<InboxMessage> {
 }
 
 fn status() -> BoxedStrategy<StatusMessage> {
-    let detail = (token(), text()).prop_map(|(name, value)| StatusDetail { name, value });
+    let detail = (token(), content()).prop_map(|(name, value)| StatusDetail { name, value });
     (status_type(), list(detail, 3), opt(text()), opt(text()))
         .prop_map(
             |(status_type, details, detail_text, message)| StatusMessage {

@@ -94,6 +94,18 @@ impl MessageKind {
         }
     }
 
+    /// Whether this message answers a request (and so names it in `in_response_to`).
+    pub fn is_response(self) -> bool {
+        matches!(
+            self,
+            MessageKind::DiscoveryResponse
+                | MessageKind::FeedInformationResponse
+                | MessageKind::SubscriptionManagementResponse
+                | MessageKind::PollResponse
+                | MessageKind::Status
+        )
+    }
+
     /// Whether a dialect has this message type at all.
     pub fn exists_in(self, dialect: Dialect) -> bool {
         match self {
@@ -476,11 +488,11 @@ impl ContentBlock {
     }
 }
 
-/// A status detail: named (1.1) or free text (draft and 1.0, name empty).
+/// A named status detail (1.1); its value is mixed content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusDetail {
     pub name: String,
-    pub value: String,
+    pub value: XmlContent,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,11 +91,6 @@ impl Timestamp {
     pub fn shifted_nanos(&self, delta: i64) -> Self {
         Self::from_local_nanos(self.local_nanos() + i128::from(delta), self.offset_minutes)
     }
-
-    /// Writes the timestamp with the fewest fractional digits that keep its precision.
-    pub fn to_rfc3339(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl PartialEq for Timestamp {
@@ -215,7 +210,7 @@ impl FromStr for Timestamp {
             None => None,
             Some(b'Z') => Some(0),
             Some(sign @ (b'+' | b'-')) => {
-                let hours = number_exact(cursor.take(2)).ok_or_else(|| fail("expected zone hh"))?;
+                let hours = cursor.fixed(2).ok_or_else(|| fail("expected zone hh"))?;
                 let minutes = cursor
                     .field(b':', 2)
                     .ok_or_else(|| fail("expected zone :mm"))?;
@@ -292,7 +287,13 @@ impl<'a> Cursor<'a> {
         if !self.eat(separator) {
             return None;
         }
-        number_exact(self.take(width)).filter(|_| width > 0)
+        self.fixed(width)
+    }
+
+    /// Exactly `width` digits.
+    fn fixed(&mut self, width: usize) -> Option<u32> {
+        let taken = self.take(width);
+        number_exact(taken).filter(|_| width > 0 && taken.len() == width)
     }
 }
 
@@ -427,6 +428,9 @@ mod tests {
             "2012-11-12T14:43:34Zjunk",
             "12-11-12T14:43:34Z",
             "2012-1-12T14:43:34Z",
+            "2012-11-12T14:43:3",
+            "2012-11-12T14:43:34+05:3",
+            "2012-11-12T14:43:34+5:30",
         ] {
             assert!(
                 text.parse::<Timestamp>().is_err(),

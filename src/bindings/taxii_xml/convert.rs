@@ -92,6 +92,20 @@ impl Converter {
         }
     }
 
+    fn lost_if_signature(&mut self, signature: &Option<XmlContent>, field: &str) {
+        if signature.is_some() {
+            let detail = if self.to == Dialect::Draft {
+                "the draft has no place for an XML signature".to_owned()
+            } else {
+                format!(
+                    "it signs the TAXII {} form; the TAXII {} form would break it",
+                    self.from, self.to
+                )
+            };
+            self.note(Effect::Lost, field, detail);
+        }
+    }
+
     fn lost_if_any<T>(&mut self, values: &[T], field: &str) {
         if !values.is_empty() {
             self.note(
@@ -108,11 +122,37 @@ impl Converter {
 
     fn message(&mut self, mut message: Message) -> Result<Message, SerializeError> {
         message.id = self.message_id(&message.id, "message_id");
+        let response = message.kind().is_response();
+        if self.to != Dialect::Draft && !response {
+            // 1.x requests have no in_response_to attribute (RequestMessageType).
+            if message.in_response_to.take().is_some() {
+                self.note(
+                    Effect::Lost,
+                    "in_response_to",
+                    format!("a TAXII {} request names no message it answers", self.to),
+                );
+            }
+        }
         if let Some(reply) = message.in_response_to.take() {
             message.in_response_to = Some(self.message_id(&reply, "in_response_to"));
+        } else if self.to != Dialect::Draft && response {
+            // 1.x responses require it; "0" stands for an unknown request (FAQ T-Q1).
+            message.in_response_to = Some("0".to_owned());
+            self.note(
+                Effect::Assumed,
+                "in_response_to",
+                format!(
+                    "required in TAXII {}; \"0\" names an unknown request",
+                    self.to
+                ),
+            );
+        }
+        // A signature covers the exact message it signs: any other dialect's
+        // form of it breaks the signature (and the draft has no place for one).
+        if self.from != self.to || self.to == Dialect::Draft {
+            self.lost_if_signature(&message.signature.take(), "signature");
         }
         if self.to == Dialect::Draft {
-            self.lost_if(&message.signature.take(), "signature");
             let headers = std::mem::take(&mut message.extended_headers);
             for header in headers {
                 let (namespace, local) = split_header_name(&header.name);
@@ -146,18 +186,24 @@ impl Converter {
 
     /// A message id in the form the target dialect requires.
     fn message_id(&mut self, id: &str, field: &str) -> String {
+        // A draft GUID may be all decimal digits, and a 1.0 id 32 of them:
+        // each is read as its own dialect's number, never as the other's.
+        let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
         let converted = match self.to {
-            Dialect::V10 if id.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() => {
+            Dialect::V10 if digits && self.from != Dialect::Draft => return id.to_owned(),
+            Dialect::V10 => id_number(id, self.from).to_string(),
+            Dialect::Draft if id == "0" || (self.from != Dialect::V10 && is_draft_guid(id)) => {
                 return id.to_owned();
             }
-            Dialect::V10 => id_number(id).to_string(),
-            Dialect::Draft if id == "0" || is_draft_guid(id) => return id.to_owned(),
-            Dialect::Draft => format!("{:032x}", id_number(id)),
+            Dialect::Draft => format!("{:032x}", id_number(id, self.from)),
             Dialect::V11 if !id.contains(char::is_whitespace) && !id.is_empty() => {
                 return id.to_owned();
             }
-            Dialect::V11 => uuid_urn(id_number(id)),
+            Dialect::V11 => uuid_urn(id_number(id, self.from)),
         };
+        if converted == id {
+            return converted;
+        }
         self.note(
             Effect::Remapped,
             field,
@@ -220,8 +266,11 @@ impl Converter {
                 Body::DiscoveryResponse(response)
             }
             Body::FeedInformationResponse(mut response) => {
-                for (index, feed) in response.feeds.iter_mut().enumerate() {
-                    self.feed(feed, index);
+                let feeds = std::mem::take(&mut response.feeds);
+                for (index, mut feed) in feeds.into_iter().enumerate() {
+                    if self.feed(&mut feed, index) {
+                        response.feeds.push(feed);
+                    }
                 }
                 Body::FeedInformationResponse(response)
             }
@@ -255,8 +304,30 @@ impl Converter {
         })
     }
 
-    fn feed(&mut self, feed: &mut FeedInfo, index: usize) {
+    /// Shapes a feed for the target dialect; false when it has no form there.
+    fn feed(&mut self, feed: &mut FeedInfo, index: usize) -> bool {
         let field = |name: &str| format!("feeds[{index}].{name}");
+        // A 1.0 feed needs a push method or a polling service (with an
+        // address): a 1.1 collection offering neither (only receiving
+        // inboxes, say) has no 1.0 form.
+        if self.to == Dialect::V10
+            && feed.push_methods.is_empty()
+            && !feed
+                .polling_services
+                .iter()
+                .any(|e| e.address.is_some() && e.protocol.is_some())
+        {
+            self.note(
+                Effect::Lost,
+                format!("feeds[{index}]"),
+                format!(
+                    "{:?} has neither a push method nor a polling service with an address, \
+                     one of which a TAXII 1.0 feed needs",
+                    feed.name
+                ),
+            );
+            return false;
+        }
         if self.to != Dialect::V11 {
             if feed.collection_type == Some(CollectionType::DataSet) {
                 self.note(
@@ -310,6 +381,7 @@ impl Converter {
                 );
             }
         }
+        true
     }
 
     /// A draft feed lists its delivery methods (`POLL` at most once) and one
@@ -413,6 +485,9 @@ impl Converter {
             // The draft's PENDING asks to repeat the request later, as 1.x RETRY does.
             (S::Pending, Dialect::V10 | Dialect::V11) if self.from == Dialect::Draft => S::Retry,
             (S::Retry, Dialect::Draft) => S::Pending,
+            // 1.1's PENDING (an asynchronous poll's result comes later) is not
+            // the draft's PENDING (repeat the request at a given time).
+            (S::Pending, Dialect::Draft) if self.from != Dialect::Draft => S::Failure,
             (known, to) if super::ids::ids().status_type_wire(to, known).is_some() => known.clone(),
             _ => S::Failure,
         };
@@ -422,27 +497,32 @@ impl Converter {
                 "status_type",
                 format!("TAXII {} has no {original}; sent as {mapped}", self.to),
             );
-            if mapped == S::Failure && status.message.is_none() {
-                status.message = Some(format!("{original}"));
+            if mapped == S::Failure {
+                if status.message.is_none() {
+                    status.message = Some(format!("{original}"));
+                }
+                // The detail was the original type's; a FAILURE has none.
+                if let Some(text) = status.detail_text.take() {
+                    self.note(
+                        Effect::Lost,
+                        "status_detail",
+                        format!("{text:?} was a detail of {original}"),
+                    );
+                }
             }
         }
         status.status_type = mapped;
+        let list_name = list_detail_name(&status.status_type);
         match self.to {
             Dialect::V11 => {
                 if let Some(text) = status.detail_text.take() {
-                    let name = match status.status_type {
-                        S::UnsupportedContent => Some("SUPPORTED_CONTENT"),
-                        S::UnsupportedMessage => Some("SUPPORTED_BINDING"),
-                        S::UnsupportedProtocol => Some("SUPPORTED_PROTOCOL"),
-                        _ => None,
-                    };
-                    match name {
+                    match list_name {
                         Some(name) => {
                             status.details = text
                                 .split_whitespace()
                                 .map(|value| StatusDetail {
                                     name: name.to_owned(),
-                                    value: value.to_owned(),
+                                    value: XmlContent::Text(value.to_owned()),
                                 })
                                 .collect();
                             self.note(
@@ -462,10 +542,31 @@ impl Converter {
                 }
             }
             Dialect::V10 | Dialect::Draft => {
-                if !status.details.is_empty() {
-                    let details = std::mem::take(&mut status.details);
-                    let text: Vec<&str> = details.iter().map(|d| d.value.as_str()).collect();
-                    status.detail_text = Some(text.join(" "));
+                // Only the list-valued details (supported bindings) have a
+                // text form here: their values, separated by spaces. Others
+                // (1.1 RETRY's ESTIMATED_WAIT seconds, say, where 1.0 wants a
+                // date-time) have none.
+                let had_text = status.detail_text.is_some();
+                let mut values: Vec<String> = Vec::new();
+                for detail in std::mem::take(&mut status.details) {
+                    match (&detail.value, list_name) {
+                        (XmlContent::Text(value), Some(name))
+                            if detail.name == name && !had_text =>
+                        {
+                            values.extend(value.split_whitespace().map(str::to_owned));
+                        }
+                        _ => self.note(
+                            Effect::Lost,
+                            format!("status_detail[{}]", detail.name),
+                            format!(
+                                "TAXII {} has no form for this detail of {}",
+                                self.to, status.status_type
+                            ),
+                        ),
+                    }
+                }
+                if !values.is_empty() {
+                    status.detail_text = Some(values.join(" "));
                     self.note(
                         Effect::Remapped,
                         "status_detail",
@@ -484,8 +585,12 @@ impl Converter {
         if self.to == Dialect::V11 {
             return;
         }
+        // FULL is the default: leaving it out loses nothing.
         self.lost_if(
-            &parameters.response_type.take(),
+            &parameters
+                .response_type
+                .take()
+                .filter(|t| *t == ResponseType::CountOnly),
             &format!("{field}.response_type"),
         );
         self.lost_if(&parameters.query.take(), &format!("{field}.query"));
@@ -656,13 +761,23 @@ impl Converter {
         }
         match self.to {
             Dialect::V11 => {
+                // Delivery parameters only say where an asynchronous result goes.
+                if let Some(parameters) = &mut request.parameters
+                    && parameters.allow_asynch != Some(true)
+                {
+                    self.lost_if(&parameters.delivery.take(), "parameters.delivery");
+                }
                 if request.subscription_id.is_none() && request.parameters.is_none() {
                     request.parameters = Some(PollParameters::default());
                 }
             }
             Dialect::V10 | Dialect::Draft => {
                 if let Some(parameters) = &mut request.parameters {
-                    self.lost_if(&parameters.allow_asynch.take(), "parameters.allow_asynch");
+                    // false is the default: leaving it out loses nothing.
+                    self.lost_if(
+                        &parameters.allow_asynch.take().filter(|asynch| *asynch),
+                        "parameters.allow_asynch",
+                    );
                     self.lost_if(&parameters.delivery.take(), "parameters.delivery");
                     self.selection(&mut parameters.selection, "parameters");
                     if self.to == Dialect::V10 && parameters.selection.content_bindings.is_empty() {
@@ -776,11 +891,17 @@ impl Converter {
                 self.lost_if(&block.message.take(), &field("message"));
                 let subtypes = std::mem::take(&mut block.binding.subtypes);
                 self.lost_if_any(&subtypes, &field("binding.subtypes"));
+            } else if block.binding.subtypes.len() > 1 {
+                // A block's content is of one subtype at most.
+                let extra = block.binding.subtypes.split_off(1);
+                self.lost_if_any(&extra, &field("binding.subtypes"));
+            }
+            if self.from != self.to || self.to == Dialect::Draft {
+                self.lost_if_signature(&block.signature.take(), &field("signature"));
             }
             if self.to == Dialect::Draft {
                 self.lost_if(&block.timestamp_label.take(), &field("timestamp_label"));
                 self.lost_if(&block.padding.take(), &field("padding"));
-                self.lost_if(&block.signature.take(), &field("signature"));
                 if matches!(block.content, XmlContent::Text(_)) {
                     self.note(
                         Effect::Lost,
@@ -872,6 +993,17 @@ fn top_level_elements(xml: &str) -> (Vec<&str>, bool) {
     }
 }
 
+/// The 1.1 detail name of a status type whose 1.0 and draft detail is a
+/// space-separated list of supported ids.
+fn list_detail_name(status_type: &StatusType) -> Option<&'static str> {
+    match status_type {
+        StatusType::UnsupportedContent => Some("SUPPORTED_CONTENT"),
+        StatusType::UnsupportedMessage => Some("SUPPORTED_BINDING"),
+        StatusType::UnsupportedProtocol => Some("SUPPORTED_PROTOCOL"),
+        _ => None,
+    }
+}
+
 /// Whether an id is the draft's GUID: 32 hex digits, spaces and dashes aside.
 fn is_draft_guid(id: &str) -> bool {
     let digits = id.chars().filter(|c| !matches!(c, ' ' | '-')).count();
@@ -881,13 +1013,19 @@ fn is_draft_guid(id: &str) -> bool {
             .all(|c| c.is_ascii_hexdigit() || matches!(c, ' ' | '-'))
 }
 
-/// A number standing for an id: the id's own hex or decimal digits when it
-/// has no more than fit, otherwise a stable hash of it. The same id always
-/// maps to the same number, so a reply can be matched to its request.
-fn id_number(id: &str) -> u128 {
-    let bare = id.strip_prefix("urn:uuid:").unwrap_or(id);
+/// A number standing for an id read in `from`: a 1.0 id's decimal digits, a
+/// draft GUID's hex digits, a 1.1 id's hex digits (inside `urn:uuid:` or not)
+/// when it has no more than fit, otherwise a stable hash of the id. The same
+/// id always maps to the same number, so a reply can be matched to its request.
+fn id_number(id: &str, from: Dialect) -> u128 {
+    let bare = match from {
+        Dialect::Draft => id,
+        Dialect::V10 | Dialect::V11 => id.strip_prefix("urn:uuid:").unwrap_or(id),
+    };
     let hex: String = bare.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-    if id.bytes().all(|b| b.is_ascii_digit())
+    if from == Dialect::V10
+        && !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
         && let Ok(number) = id.parse::<u128>()
     {
         return number;
@@ -925,12 +1063,22 @@ mod tests {
     #[test]
     fn ids_are_remapped_stably_and_reversibly_where_they_fit() {
         let draft = "a847 98be ffe8 40ee 3722 c893 288b d375";
-        let number = id_number(draft);
+        let number = id_number(draft, Dialect::Draft);
         assert_eq!(format!("{number:032x}"), "a84798beffe840ee3722c893288bd375");
-        assert_eq!(id_number(&number.to_string()), number);
-        assert_eq!(id_number(&uuid_urn(number)), number);
-        assert_eq!(id_number("urn:example:one"), id_number("urn:example:one"));
-        assert_ne!(id_number("urn:example:one"), id_number("urn:example:two"));
+        assert_eq!(id_number(&number.to_string(), Dialect::V10), number);
+        assert_eq!(id_number(&uuid_urn(number), Dialect::V11), number);
+        let digits = "12345678901234567890123456789012";
+        assert_eq!(
+            format!("{:032x}", id_number(digits, Dialect::Draft)),
+            digits
+        );
+        assert_eq!(
+            id_number(digits, Dialect::V10),
+            digits.parse::<u128>().unwrap()
+        );
+        let one = id_number("urn:example:one", Dialect::V11);
+        assert_eq!(one, id_number("urn:example:one", Dialect::V11));
+        assert_ne!(one, id_number("urn:example:two", Dialect::V11));
         assert!(is_draft_guid(draft));
         assert!(!is_draft_guid("984987DE-FEAA-95FF-894C-CBCC432988839023"));
     }

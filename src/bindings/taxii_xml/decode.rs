@@ -86,6 +86,9 @@ struct Children<'a> {
     /// returned with index `order.len()`.
     foreign_allowed: bool,
     tolerate_text: bool,
+    /// The schemas allow an XML signature at the end of a message and of a
+    /// content block only.
+    signature_allowed: bool,
     /// Set once the parent's end tag is read (or it had none).
     done: bool,
     parent: &'a str,
@@ -99,6 +102,7 @@ impl<'a> Children<'a> {
             last: 0,
             foreign_allowed: false,
             tolerate_text: false,
+            signature_allowed: false,
             done: parent.empty,
             parent: parent.qname,
             signature: None,
@@ -155,7 +159,7 @@ impl<'a> Decoder<'a> {
             return Ok(None);
         }
         while let Some(element) = self.cursor.next_child(children.tolerate_text)? {
-            if self.dialect != Dialect::Draft
+            if children.signature_allowed
                 && &*element.namespace == DSIG_NAMESPACE
                 && element.local == "Signature"
             {
@@ -227,6 +231,22 @@ impl<'a> Decoder<'a> {
             .parse()
             .map_err(|e| ParseError::bad_message(format!("<{name}>: {e}")))?;
         if self.dialect != Dialect::Draft {
+            // The 1.x schemas narrow xs:dateTime: four-digit years, at most
+            // six fractional digits (even trailing zeros), a zone.
+            let year_digits = text
+                .trim_start_matches('-')
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let fraction_digits = text.split_once('.').map_or(0, |(_, rest)| {
+                rest.bytes().take_while(u8::is_ascii_digit).count()
+            });
+            if year_digits != 4 || fraction_digits > 6 {
+                return Err(ParseError::bad_message(format!(
+                    "<{name}> {text:?} is not a TAXII {} timestamp label (four-digit year, at most six fractional digits)",
+                    self.dialect
+                )));
+            }
             if timestamp.offset_minutes().is_none() {
                 return Err(ParseError::bad_message(format!(
                     "<{name}> {text:?} has no time zone, which TAXII {} requires",
@@ -279,6 +299,17 @@ impl<'a> Decoder<'a> {
                 root.local, self.dialect
             )));
         };
+        if !draft && kind.is_response() != in_response_to.is_some() {
+            let needs = if kind.is_response() {
+                "needs"
+            } else {
+                "must not carry"
+            };
+            return Err(ParseError::bad_message(format!(
+                "a TAXII {} {kind} {needs} {reply_name}",
+                self.dialect
+            )));
+        }
         let mut message = Message::new(id, Body::DiscoveryRequest);
         message.in_response_to = in_response_to;
         let order = if draft {
@@ -291,6 +322,7 @@ impl<'a> Decoder<'a> {
             draft && matches!(kind, MessageKind::PollResponse | MessageKind::Inbox);
         // The seed's figure 16 elides service instances with a literal "...".
         children.tolerate_text = draft;
+        children.signature_allowed = !draft;
         let mut headers = Vec::new();
         message.body = self.body(kind, root, &mut children, &mut headers)?;
         message.extended_headers = headers;
@@ -329,7 +361,7 @@ impl<'a> Decoder<'a> {
     fn extended_headers(&mut self, list: &Element<'a>) -> Result<Vec<ExtendedHeader>, ParseError> {
         let mut headers = Vec::new();
         if list.empty {
-            return Ok(headers);
+            return self.at_least_one_header(headers);
         }
         while let Some(element) = self.cursor.next_child(false)? {
             if self.dialect == Dialect::Draft {
@@ -347,6 +379,19 @@ impl<'a> Decoder<'a> {
                 let value = self.cursor.content(&element)?;
                 headers.push(ExtendedHeader { name, value });
             }
+        }
+        self.at_least_one_header(headers)
+    }
+
+    /// The draft allows an empty header list; the 1.x schemas do not.
+    fn at_least_one_header(
+        &self,
+        headers: Vec<ExtendedHeader>,
+    ) -> Result<Vec<ExtendedHeader>, ParseError> {
+        if headers.is_empty() && self.dialect != Dialect::Draft {
+            return Err(ParseError::bad_message(
+                "<Extended_Headers> needs at least one <Extended_Header>",
+            ));
         }
         Ok(headers)
     }
@@ -369,8 +414,8 @@ impl<'a> Decoder<'a> {
             "Message" => set_once(&mut fields.message, self.text(&element)?, name)?,
             "Status_Detail" => {
                 if self.v11 {
-                    fields.details = self.status_details(&element)?;
-                    fields.detail_seen = true;
+                    let details = self.status_details(&element)?;
+                    set_once(&mut fields.details, details, name)?;
                 } else {
                     set_once(&mut fields.detail_text, self.text(&element)?, name)?;
                 }
@@ -457,14 +502,14 @@ impl<'a> Decoder<'a> {
                 let status_type = self
                     .ids
                     .status_type(self.dialect, root.required_attribute("status_type")?);
-                if f.detail_seen && f.details.is_empty() {
+                if f.details.as_ref().is_some_and(Vec::is_empty) {
                     return Err(ParseError::bad_message(
                         "<Status_Detail> needs at least one <Detail>",
                     ));
                 }
                 Body::Status(StatusMessage {
                     status_type,
-                    details: f.details,
+                    details: f.details.unwrap_or_default(),
                     detail_text: f.detail_text,
                     message: f.message,
                 })
@@ -542,11 +587,11 @@ impl<'a> Decoder<'a> {
                 })
             }
             MessageKind::PollResponse => {
-                let more = root
-                    .attribute("more")
+                let v11_attribute = |name| root.attribute(name).filter(|_| self.v11);
+                let more = v11_attribute("more")
                     .map(|v| parse_bool(v, "more"))
                     .transpose()?;
-                let result_id = root.attribute("result_id").map(|s| s.trim().to_owned());
+                let result_id = v11_attribute("result_id").map(|s| s.trim().to_owned());
                 if more == Some(true) && result_id.is_none() {
                     return Err(ParseError::bad_message(
                         "a poll response with more=\"true\" needs a result_id",
@@ -567,8 +612,7 @@ impl<'a> Decoder<'a> {
                     feed_name: Some(feed_name()?),
                     more,
                     result_id,
-                    result_part_number: root
-                        .attribute("result_part_number")
+                    result_part_number: v11_attribute("result_part_number")
                         .map(|v| parse_number(v, "result_part_number", 1))
                         .transpose()?,
                     subscription_id,
@@ -588,7 +632,10 @@ impl<'a> Decoder<'a> {
                     .transpose()?,
             }),
             MessageKind::Inbox => Body::Inbox(InboxMessage {
-                result_id: root.attribute("result_id").map(|s| s.trim().to_owned()),
+                result_id: root
+                    .attribute("result_id")
+                    .filter(|_| self.v11)
+                    .map(|s| s.trim().to_owned()),
                 destination_feeds: f.destinations,
                 message: f.message,
                 source_subscription: f.source,
@@ -617,9 +664,7 @@ impl<'a> Decoder<'a> {
         let mut children = Children::new(list, &["Detail"]);
         while let Some((_, element)) = self.next(&mut children)? {
             let name = element.required_attribute("name")?.trim().to_owned();
-            let value = match self.cursor.content(&element)? {
-                XmlContent::Text(text) | XmlContent::Xml(text) => text,
-            };
+            let value = self.cursor.content(&element)?;
             details.push(StatusDetail { name, value });
         }
         Ok(details)
@@ -634,15 +679,20 @@ impl<'a> Decoder<'a> {
 
     fn service_instance(&mut self, element: &Element<'a>) -> Result<ServiceInstance, ParseError> {
         let service_type_text = element.required_attribute("service_type")?;
-        let service_type = self.ids.service_type(service_type_text).ok_or_else(|| {
-            ParseError::bad_message(format!("{service_type_text:?} is not a TAXII service type"))
-        })?;
+        let service_type = self
+            .ids
+            .service_type(self.dialect, service_type_text)
+            .ok_or_else(|| {
+                ParseError::bad_message(format!(
+                    "{service_type_text:?} is not a TAXII {} service type",
+                    self.dialect
+                ))
+            })?;
         let version = self
             .ids
             .services_version(element.required_attribute("service_version")?);
         let available = self.available(element, "available")?;
-        let mut children = Children::new(
-            element,
+        let order: &'static [&'static str] = if self.v11 {
             &[
                 "Protocol_Binding",
                 "Address",
@@ -650,8 +700,17 @@ impl<'a> Decoder<'a> {
                 "Supported_Query",
                 "Content_Binding",
                 "Message",
-            ],
-        );
+            ]
+        } else {
+            &[
+                "Protocol_Binding",
+                "Address",
+                "Message_Binding",
+                "Content_Binding",
+                "Message",
+            ]
+        };
+        let mut children = Children::new(element, order);
         let (mut protocol, mut address, mut message) = (None, None, None);
         let (mut message_bindings, mut content_bindings, mut supported_queries) =
             (vec![], vec![], vec![]);
@@ -713,7 +772,10 @@ impl<'a> Decoder<'a> {
                 binding
                     .subtypes
                     .push(child.required_attribute("subtype_id")?.trim().to_owned());
-                self.cursor.skip(&child)?;
+                // A subtype is named by its attribute and holds nothing.
+                if !self.text(&child)?.trim().is_empty() {
+                    return Err(ParseError::bad_message("<Subtype> holds text"));
+                }
             }
         }
         Ok(binding)
@@ -750,8 +812,7 @@ impl<'a> Decoder<'a> {
             subscription_services: vec![],
             receiving_inboxes: vec![],
         };
-        let mut children = Children::new(
-            element,
+        let order: &'static [&'static str] = if self.v11 {
             &[
                 "Description",
                 "Collection_Volume",
@@ -760,8 +821,17 @@ impl<'a> Decoder<'a> {
                 "Polling_Service",
                 "Subscription_Service",
                 "Receiving_Inbox_Service",
-            ],
-        );
+            ]
+        } else {
+            &[
+                "Description",
+                "Content_Binding",
+                "Push_Method",
+                "Polling_Service",
+                "Subscription_Service",
+            ]
+        };
+        let mut children = Children::new(element, order);
         let mut description = None;
         while let Some((_, child)) = self.next(&mut children)? {
             match child.local {
@@ -790,6 +860,13 @@ impl<'a> Decoder<'a> {
             }
         }
         feed.description = required(description, "Description", element.qname)?;
+        let reachable = !feed.push_methods.is_empty() || !feed.polling_services.is_empty();
+        if !self.v11 && (feed.content_bindings.is_empty() || !reachable) {
+            return Err(ParseError::bad_message(format!(
+                "a TAXII 1.0 <{}> needs a Content_Binding and a Push_Method or Polling_Service",
+                element.qname
+            )));
+        }
         Ok(feed)
     }
 
@@ -1053,6 +1130,11 @@ impl<'a> Decoder<'a> {
         );
         while let Some((_, child)) = self.next(&mut children)? {
             if child.local == "Delivery_Parameters" {
+                if parameters.allow_asynch != Some(true) {
+                    return Err(ParseError::bad_message(
+                        "<Delivery_Parameters> needs allow_asynch=\"true\"",
+                    ));
+                }
                 let (push, _) = self.push_parameters(&child)?;
                 set_once(&mut parameters.delivery, push, child.local)?;
             } else {
@@ -1159,6 +1241,7 @@ impl<'a> Decoder<'a> {
                 "Padding",
             ],
         );
+        children.signature_allowed = true;
         let (mut binding, mut content, mut label, mut message, mut padding) =
             (None, None, None, None, None);
         if !element.empty {
@@ -1185,8 +1268,14 @@ impl<'a> Decoder<'a> {
             }
         }
         let parent = element.qname;
+        let binding = required(binding, "Content_Binding", parent)?;
+        if binding.subtypes.len() > 1 {
+            return Err(ParseError::bad_message(
+                "the Content_Binding of a content block names one subtype at most",
+            ));
+        }
         Ok(ContentBlock {
-            binding: required(binding, "Content_Binding", parent)?,
+            binding,
             content: required(content, "Content", parent)?,
             timestamp_label: label,
             message,
@@ -1411,9 +1500,15 @@ impl<'a> Decoder<'a> {
 
     fn draft_service(&mut self, element: &Element<'a>) -> Result<ServiceInstance, ParseError> {
         let service_type_text = element.required_attribute("service-type")?;
-        let service_type = self.ids.service_type(service_type_text).ok_or_else(|| {
-            ParseError::bad_message(format!("{service_type_text:?} is not a TAXII service type"))
-        })?;
+        let service_type = self
+            .ids
+            .service_type(self.dialect, service_type_text)
+            .ok_or_else(|| {
+                ParseError::bad_message(format!(
+                    "{service_type_text:?} is not a TAXII {} service type",
+                    self.dialect
+                ))
+            })?;
         let version = self
             .ids
             .services_version(element.required_attribute("service-version")?);
@@ -1462,12 +1557,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn draft_feed(&mut self, element: &Element<'a>) -> Result<FeedInfo, ParseError> {
-        let poll_method = self
-            .ids
-            .dialect(Dialect::Draft)
-            .poll_delivery_method
-            .clone()
-            .unwrap_or_default();
+        let poll_method = self.ids.poll_delivery_method();
         let mut children = Children::new(
             element,
             &[
@@ -1531,12 +1621,7 @@ impl<'a> Decoder<'a> {
         &mut self,
         element: &Element<'a>,
     ) -> Result<SubscriptionRecord, ParseError> {
-        let poll_method = self
-            .ids
-            .dialect(Dialect::Draft)
-            .poll_delivery_method
-            .clone()
-            .unwrap_or_default();
+        let poll_method = self.ids.poll_delivery_method();
         let mut children = Children::new(
             element,
             &[
@@ -1612,8 +1697,7 @@ struct Fields {
     services: Vec<ServiceInstance>,
     feeds: Vec<FeedInfo>,
     message: Option<String>,
-    details: Vec<StatusDetail>,
-    detail_seen: bool,
+    details: Option<Vec<StatusDetail>>,
     detail_text: Option<String>,
     subscription_id: Option<String>,
     parameters: Option<SubscriptionParameters>,

@@ -159,7 +159,8 @@ impl Writer {
             (Dialect::Draft, MessageKind::SubscriptionManagementResponse) => {
                 "TAXII_SubscriptionManagementResponse"
             }
-            (Dialect::Draft, MessageKind::SubscriptionAlert) => "TAXII_SubscriptionAlert",
+            // Only the draft has alerts; `serialize` refuses them elsewhere.
+            (_, MessageKind::SubscriptionAlert) => "TAXII_SubscriptionAlert",
             (Dialect::Draft, MessageKind::PollRequest) => "TAXII_PollRequest",
             (Dialect::Draft, MessageKind::PollResponse) => "TAXII_PollResponse",
             (Dialect::Draft, MessageKind::Inbox) => "TAXII_STIXMessage",
@@ -179,7 +180,6 @@ impl Writer {
             (_, MessageKind::PollFulfillment) => "Poll_Fulfillment",
             (_, MessageKind::Inbox) => "Inbox_Message",
             (_, MessageKind::Status) => "Status_Message",
-            (_, MessageKind::SubscriptionAlert) => "Subscription_Alert",
         }
     }
 
@@ -390,9 +390,11 @@ impl Writer {
                     if !status.details.is_empty() {
                         self.start("Status_Detail", &[]);
                         for detail in &status.details {
-                            self.start("Detail", &[("name", Some(&detail.name))]);
-                            escape_text_into(&mut self.out, &detail.value);
-                            self.end("Detail");
+                            self.content_element(
+                                "Detail",
+                                &[("name", Some(&detail.name))],
+                                &detail.value,
+                            );
                         }
                         self.end("Status_Detail");
                     }
@@ -919,12 +921,7 @@ impl Writer {
             message_bindings.extend(&method.message_bindings);
         }
         if !feed.polling_services.is_empty() {
-            let poll = self
-                .ids
-                .dialect(Dialect::Draft)
-                .poll_delivery_method
-                .as_deref()
-                .unwrap_or("POLL");
+            let poll = self.ids.poll_delivery_method();
             self.text_element("delivery-method", poll);
         }
         for endpoint in &feed.polling_services {
@@ -962,11 +959,7 @@ impl Writer {
                 push.address.as_str(),
             ),
             Delivery::Poll { message_binding } => (
-                self.ids
-                    .dialect(Dialect::Draft)
-                    .poll_delivery_method
-                    .clone()
-                    .unwrap_or_default(),
+                self.ids.poll_delivery_method().to_owned(),
                 message_binding.as_ref().unwrap_or(&xml_draft),
                 "",
             ),

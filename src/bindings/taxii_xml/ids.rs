@@ -29,7 +29,7 @@ pub struct DialectIds {
     #[serde(default)]
     pub content_binding_prefix: Option<String>,
     #[serde(default)]
-    pub poll_delivery_method: Option<String>,
+    poll_delivery_method: Option<String>,
     service_types: BTreeMap<ServiceType, String>,
     status_types: BTreeMap<String, String>,
     subscription_actions: BTreeMap<SubscriptionAction, String>,
@@ -58,8 +58,22 @@ impl Ids {
     pub fn from_toml(text: &str) -> Result<Ids, String> {
         let ids: Ids = toml::from_str(text).map_err(|e| e.to_string())?;
         for dialect in Dialect::ALL {
-            if !ids.dialects.contains_key(&dialect) {
+            let Some(table) = ids.dialects.get(&dialect) else {
                 return Err(format!("no identifiers for the {dialect} dialect"));
+            };
+            let services = [
+                ServiceType::Discovery,
+                ServiceType::FeedManagement,
+                ServiceType::Inbox,
+                ServiceType::Poll,
+            ];
+            if let Some(missing) = services
+                .iter()
+                .find(|s| !table.service_types.contains_key(s))
+            {
+                return Err(format!(
+                    "the {dialect} dialect has no name for the {missing:?} service"
+                ));
             }
         }
         Ok(ids)
@@ -146,15 +160,15 @@ impl Ids {
         }
     }
 
-    /// Service type spellings of all dialects are accepted everywhere.
-    pub fn service_type(&self, wire: &str) -> Option<ServiceType> {
+    /// A service type as a dialect spells it (1.0 FEED_MANAGEMENT, 1.1
+    /// COLLECTION_MANAGEMENT, draft FEED-MANAGEMENT): each schema lists its own.
+    pub fn service_type(&self, dialect: Dialect, wire: &str) -> Option<ServiceType> {
         let wire = wire.trim();
-        self.dialects.values().find_map(|ids| {
-            ids.service_types
-                .iter()
-                .find(|(_, name)| *name == wire)
-                .map(|(service_type, _)| service_type.clone())
-        })
+        self.dialect(dialect)
+            .service_types
+            .iter()
+            .find(|(_, name)| *name == wire)
+            .map(|(service_type, _)| service_type.clone())
     }
 
     pub fn service_type_wire(&self, dialect: Dialect, service_type: &ServiceType) -> &str {
@@ -234,12 +248,12 @@ impl Ids {
         binding.id.clone()
     }
 
-    /// Every status type a dialect can express.
-    pub fn status_types(&self, dialect: Dialect) -> impl Iterator<Item = StatusType> + '_ {
-        self.dialect(dialect)
-            .status_types
-            .keys()
-            .filter_map(|key| status_from_key(key))
+    /// The draft's delivery method that means "the subscriber polls".
+    pub fn poll_delivery_method(&self) -> &str {
+        self.dialect(Dialect::Draft)
+            .poll_delivery_method
+            .as_deref()
+            .unwrap_or("POLL")
     }
 }
 
@@ -261,7 +275,7 @@ mod tests {
                 ids.dialect_of_content_type(&table.content_type),
                 Some(dialect)
             );
-            assert!(ids.status_types(dialect).count() >= 10);
+            assert!(table.status_types.len() >= 10);
             for key in table.status_types.keys() {
                 assert!(status_from_key(key).is_some(), "unknown status key {key}");
             }
@@ -272,7 +286,7 @@ mod tests {
                 ServiceType::Poll,
             ] {
                 let wire = ids.service_type_wire(dialect, &service);
-                assert_eq!(ids.service_type(wire), Some(service));
+                assert_eq!(ids.service_type(dialect, wire), Some(service));
             }
         }
     }

@@ -483,14 +483,6 @@ impl<'a> XmlCursor<'a> {
         Ok(xml)
     }
 
-    /// Skips an element's content; it is still checked, as everything is.
-    pub fn skip(&mut self, element: &Element<'a>) -> Result<(), ParseError> {
-        if !element.empty {
-            self.skip_subtree(element)?;
-        }
-        Ok(())
-    }
-
     /// Where inherited declarations go: just before the start tag's closing `>` or `/>`.
     fn declaration_point(&self, element: &Element<'a>) -> usize {
         if element.empty {
