@@ -3,5 +3,10 @@
 //! Every binding's traffic is turned into TAXII core messages ([`core`]) by a
 //! codec ([`bindings`]); everything behind the codecs works on those messages.
 
+pub mod adapters;
 pub mod bindings;
+pub mod config;
 pub mod core;
+pub mod gateway;
+pub mod services;
+pub mod store;

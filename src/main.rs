@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use taxiway::bindings::taxii_xml::{self, ParseError};
+use taxiway::config::Config;
 use taxiway::core::Dialect;
+use taxiway::gateway::Gateway;
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +23,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the gateway. With no configuration it serves the seed's Source
+    /// (discovery at /, feeds at /feeds/public and /feeds/pay, an inbox at
+    /// /inbox) on 127.0.0.1:9000, with its data in ./taxiway-data.
+    Serve {
+        /// The configuration file (see taxiway.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides the configuration's listen address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Overrides the configuration's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Checks TAXII XML messages: prints each file's dialect and message type,
     /// or the status type it would be refused with and why.
     Validate {
@@ -43,6 +59,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => serve(config, listen, data_dir),
         Command::Validate { json, files } => validate(&files, json),
         Command::Convert { to, file } => convert(&file, to),
     };
@@ -53,6 +74,60 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let mut config = match &config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Config::default_scenario(),
+    };
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if let Some(data_dir) = data_dir {
+        config.server.data_dir = data_dir;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let gateway = Gateway::start(config).await?;
+        println!("taxiway is serving on http://{}", gateway.local_addr);
+        for service in &gateway.config.services {
+            println!(
+                "  {:<16} http://{}{}",
+                format!("{:?}", service.kind),
+                gateway.local_addr,
+                service.path
+            );
+        }
+        println!(
+            "data in {}; Ctrl-C or SIGTERM stops",
+            gateway.config.server.data_dir.display()
+        );
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot watch for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot wait for Ctrl-C")?,
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("stopping: finishing requests in flight");
+        gateway.stop().await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {

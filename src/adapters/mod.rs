@@ -1,0 +1,4 @@
+//! Ingress servers and egress clients, one module per binding. Adapters use
+//! codecs, services and the store; never each other.
+
+pub mod taxii_http;

@@ -1,0 +1,355 @@
+//! TAXII over HTTP: the HTTP protocol binding of the three XML dialects.
+//!
+//! Every POST carries a TAXII message in the dialect its
+//! `X-TAXII-Content-Type` names; the seed's draft also asks for discovery and
+//! feed information with a bodiless GET and a query string. Answers go back
+//! in the requester's dialect (or one it accepts), with the X-TAXII headers
+//! peers such as OpenTAXII require on every response.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::bindings::taxii_xml::{self, Limits, ParseError};
+use crate::core::*;
+use crate::services::{Services, status};
+use crate::store::Store;
+
+const X_TAXII_CONTENT_TYPE: &str = "x-taxii-content-type";
+const X_TAXII_ACCEPT: &str = "x-taxii-accept";
+const X_TAXII_PROTOCOL: &str = "x-taxii-protocol";
+const X_TAXII_SERVICES: &str = "x-taxii-services";
+
+struct Shared<S> {
+    services: Arc<Services<S>>,
+    limits: Limits,
+}
+
+/// The routes of every TAXII service of the configuration.
+pub fn router<S: Store>(services: Arc<Services<S>>) -> Router {
+    let max_body = services.config().server.max_body_bytes;
+    let limits = Limits {
+        max_body_bytes: max_body,
+        ..Limits::default()
+    };
+    let shared = Arc::new(Shared { services, limits });
+    Router::new()
+        .fallback(handle::<S>)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(shared)
+}
+
+async fn handle<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    if !shared.services.serves(path) {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no TAXII service at {path}\n"),
+        )
+            .into_response();
+    }
+    let (dialect, request) = match method {
+        Method::GET => match draft_get(&shared.services, path, uri.query()) {
+            Ok(request) => (Dialect::Draft, request),
+            Err(reason) => return (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
+        },
+        Method::POST => match read_post(&shared.limits, &headers, &body) {
+            Ok(read) => read,
+            Err(refusal) => return refusal.into_response(&headers),
+        },
+        _ => {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "GET, POST")],
+                "TAXII services take POST (and the draft's GET)\n",
+            )
+                .into_response();
+        }
+    };
+    if let Some(refusal) = protocol_mismatch(&headers, dialect, &request) {
+        return refusal.into_response(&headers);
+    }
+    tracing::debug!(path, %dialect, kind = %request.kind(), id = %request.id, "request");
+    match shared.services.handle(path, dialect, request).await {
+        Some(reply) => reply_in(dialect, reply, &headers),
+        None => empty_reply(dialect),
+    }
+}
+
+/// A request refused before the services saw it, answered in its dialect.
+struct Refusal {
+    dialect: Dialect,
+    reply: Box<Message>,
+    /// The draft reports header and parse errors as HTTP statuses.
+    draft_status: StatusCode,
+}
+
+impl Refusal {
+    fn new(
+        dialect: Dialect,
+        in_response_to: Option<&str>,
+        status_type: StatusType,
+        reason: String,
+    ) -> Self {
+        let request = Message::new(in_response_to.unwrap_or("0"), Body::DiscoveryRequest);
+        let draft_status = match status_type {
+            StatusType::UnsupportedMessage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        tracing::info!(%dialect, status = %status_type, %reason, "request refused");
+        Refusal {
+            dialect,
+            reply: Box::new(status(&request, dialect, status_type, reason)),
+            draft_status,
+        }
+    }
+
+    fn into_response(self, headers: &HeaderMap) -> Response {
+        let mut response = reply_in(self.dialect, *self.reply, headers);
+        if self.dialect == Dialect::Draft {
+            *response.status_mut() = self.draft_status;
+        }
+        response
+    }
+}
+
+fn read_post(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Dialect, Message), Refusal> {
+    let ids = taxii_xml::ids();
+    let declared = headers.get(X_TAXII_CONTENT_TYPE).map(|value| {
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| ids.dialect_of_content_type(v))
+    });
+    let parsed = taxii_xml::parse_with(body, limits);
+    let body_dialect = match &parsed {
+        Ok(parsed) => Some(parsed.dialect),
+        Err(error) => error.dialect,
+    };
+    let answer_in = declared.flatten().or(body_dialect).unwrap_or(Dialect::V11);
+    let message_id = match &parsed {
+        Ok(parsed) => Some(parsed.message.id.as_str()),
+        Err(error) => error.message_id.as_deref(),
+    };
+    match declared {
+        None => {
+            return Err(Refusal::new(
+                answer_in,
+                message_id,
+                StatusType::BadMessage,
+                "X-TAXII-Content-Type is missing: a TAXII message must name its binding".into(),
+            ));
+        }
+        Some(None) => {
+            return Err(Refusal::new(
+                answer_in,
+                message_id,
+                StatusType::UnsupportedMessage,
+                "X-TAXII-Content-Type names no message binding served here".into(),
+            ));
+        }
+        Some(Some(_)) => {}
+    }
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE)
+        && !content_type
+            .to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("xml"))
+    {
+        return Err(Refusal::new(
+            answer_in,
+            message_id,
+            StatusType::BadMessage,
+            "Content-Type must be application/xml".into(),
+        ));
+    }
+    let parsed = parsed.map_err(|error: ParseError| {
+        Refusal::new(
+            answer_in,
+            error.message_id.as_deref(),
+            error.status,
+            error.reason,
+        )
+    })?;
+    if parsed.dialect != answer_in {
+        return Err(Refusal::new(
+            answer_in,
+            Some(&parsed.message.id),
+            StatusType::BadMessage,
+            format!(
+                "X-TAXII-Content-Type says TAXII {answer_in} but the body is TAXII {}",
+                parsed.dialect
+            ),
+        ));
+    }
+    Ok((parsed.dialect, parsed.message))
+}
+
+/// The draft's bodiless GET: `message_type`, `message_id`, and any other
+/// parameter as an extended header.
+fn draft_get<S: Store>(
+    services: &Services<S>,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Message, String> {
+    let mut kind = None;
+    let mut id = None;
+    let mut headers = Vec::new();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (percent_decode(name)?, percent_decode(value)?);
+        match name.as_str() {
+            "message_type" => kind = Some(value.to_ascii_lowercase()),
+            "message_id" => id = Some(value),
+            _ => headers.push(ExtendedHeader {
+                name,
+                value: XmlContent::Text(value),
+            }),
+        }
+    }
+    let id = id
+        .filter(|id| !id.is_empty())
+        .ok_or("a draft GET request needs a message_id")?;
+    let has = |kind| services.config().services_at(path).any(|s| s.kind == kind);
+    use crate::config::ServiceKind;
+    let body = match kind.as_deref() {
+        Some("feed_information_request") => Body::FeedInformationRequest,
+        // The seed (figure 6) asks a feed management address for its feeds
+        // with a discovery request: that address has no discovery to give.
+        Some("discovery_request")
+            if !has(ServiceKind::Discovery) && has(ServiceKind::FeedManagement) =>
+        {
+            Body::FeedInformationRequest
+        }
+        Some("discovery_request") => Body::DiscoveryRequest,
+        Some(other) => return Err(format!("message_type {other:?} cannot be sent with GET")),
+        None => return Err("a draft GET request needs a message_type".into()),
+    };
+    let mut message = Message::new(id, body);
+    message.extended_headers = headers;
+    Ok(message)
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'%' => {
+                let hex = text
+                    .get(at + 1..at + 3)
+                    .ok_or("a truncated %-escape in the query")?;
+                out.push(
+                    u8::from_str_radix(hex, 16).map_err(|_| format!("%{hex} is not an escape"))?,
+                );
+                at += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                at += 1;
+            }
+            byte => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the query is not UTF-8".into())
+}
+
+/// The HTTPS binding named over plain HTTP: the request claims a protection
+/// it does not have. (TLS listeners come with their own issue.)
+fn protocol_mismatch(headers: &HeaderMap, dialect: Dialect, request: &Message) -> Option<Refusal> {
+    let value = headers.get(X_TAXII_PROTOCOL)?.to_str().ok()?;
+    let claimed = taxii_xml::ids().protocol(value);
+    (claimed == ProtocolBinding::Https).then(|| {
+        Refusal::new(
+            dialect,
+            Some(&request.id),
+            StatusType::UnsupportedProtocol,
+            "the request names the HTTPS binding but came over plain HTTP".into(),
+        )
+    })
+}
+
+/// The dialect to answer in: the request's, unless X-TAXII-Accept names
+/// others only.
+fn reply_dialect(request_dialect: Dialect, headers: &HeaderMap) -> Option<Dialect> {
+    let Some(accept) = headers.get(X_TAXII_ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(request_dialect);
+    };
+    let ids = taxii_xml::ids();
+    let accepted: Vec<Dialect> = accept
+        .split_whitespace()
+        .filter_map(|value| ids.dialect_of_content_type(value))
+        .collect();
+    if accepted.is_empty() || accepted.contains(&request_dialect) {
+        Some(request_dialect)
+    } else {
+        accepted.first().copied()
+    }
+}
+
+fn reply_in(request_dialect: Dialect, reply: Message, headers: &HeaderMap) -> Response {
+    let Some(dialect) = reply_dialect(request_dialect, headers) else {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "no accepted TAXII binding is served here\n",
+        )
+            .into_response();
+    };
+    let written = taxii_xml::convert(reply, request_dialect, dialect)
+        .map_err(|e| e.to_string())
+        .and_then(|c| taxii_xml::serialize(&c.message, dialect).map_err(|e| e.to_string()));
+    match written {
+        Ok(xml) => taxii_response(dialect, StatusCode::OK, xml),
+        Err(reason) => {
+            tracing::error!(%reason, "a reply could not be written");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{reason}\n")).into_response()
+        }
+    }
+}
+
+fn empty_reply(dialect: Dialect) -> Response {
+    taxii_response(dialect, StatusCode::OK, String::new())
+}
+
+fn taxii_response(dialect: Dialect, status: StatusCode, body: String) -> Response {
+    let ids = taxii_xml::ids().dialect(dialect);
+    let mut response = Response::new(HttpBody::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set(X_TAXII_CONTENT_TYPE, &ids.content_type);
+    set(X_TAXII_PROTOCOL, &ids.protocol_http);
+    if dialect != Dialect::Draft {
+        set(X_TAXII_SERVICES, &ids.services_version);
+    }
+    response
+}

@@ -1,0 +1,458 @@
+//! What the TAXII services do with a request: discovery, feed information,
+//! poll and inbox, on the hosted feeds of the store. Wire formats are the
+//! adapters' business: this module sees core messages only.
+
+use std::sync::Arc;
+
+use crate::config::{Config, FeedConfig, ServiceConfig, ServiceKind};
+use crate::core::*;
+use crate::store::{NewBlock, PollQuery, Store, StoreError};
+
+/// Most content blocks one poll response carries. A client continues from
+/// the response's end label, which is the label of the last block returned.
+pub const POLL_PAGE: usize = 1000;
+
+pub struct Services<S> {
+    config: Arc<Config>,
+    store: S,
+    public_url: String,
+}
+
+impl<S: Store> Services<S> {
+    pub fn new(config: Arc<Config>, store: S) -> Self {
+        let public_url = config.public_url();
+        Services {
+            config,
+            store,
+            public_url,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether any service lives at this path.
+    pub fn serves(&self, path: &str) -> bool {
+        self.config.services_at(path).next().is_some()
+    }
+
+    /// Answers a request sent to the services at `path`, in terms the
+    /// requester's dialect can carry. `None`: the dialect expects no answer
+    /// (the draft's one-way push).
+    pub async fn handle(&self, path: &str, dialect: Dialect, request: Message) -> Option<Message> {
+        let services: Vec<&ServiceConfig> = self.config.services_at(path).collect();
+        let wanted = match request.kind() {
+            MessageKind::DiscoveryRequest => ServiceKind::Discovery,
+            MessageKind::FeedInformationRequest | MessageKind::SubscriptionManagementRequest => {
+                ServiceKind::FeedManagement
+            }
+            MessageKind::PollRequest | MessageKind::PollFulfillment => ServiceKind::Poll,
+            MessageKind::Inbox => ServiceKind::Inbox,
+            other => {
+                return Some(status(
+                    &request,
+                    dialect,
+                    StatusType::BadMessage,
+                    format!("a {other} is not a request"),
+                ));
+            }
+        };
+        let Some(service) = services.into_iter().find(|s| s.kind == wanted) else {
+            return Some(status(
+                &request,
+                dialect,
+                StatusType::UnsupportedService,
+                format!(
+                    "no {wanted:?} service at {path} handles a {}",
+                    request.kind()
+                ),
+            ));
+        };
+        let outcome = match &request.body {
+            Body::DiscoveryRequest => Ok(self.discovery(dialect, &request)),
+            Body::FeedInformationRequest => Ok(self.feed_information(service, dialect, &request)),
+            Body::PollRequest(poll) => self.poll(service, dialect, &request, poll).await,
+            Body::Inbox(inbox) => {
+                let reply = self.inbox(service, dialect, &request, inbox).await;
+                if dialect == Dialect::Draft && matches!(&reply, Ok(m) if is_success(m)) {
+                    return None;
+                }
+                reply
+            }
+            _ => Ok(status(
+                &request,
+                dialect,
+                StatusType::Failure,
+                format!("{} is not offered here yet", request.kind()),
+            )),
+        };
+        Some(outcome.unwrap_or_else(|error| {
+            tracing::error!(%error, path, "store failure");
+            status(
+                &request,
+                dialect,
+                StatusType::Failure,
+                "the store is unavailable; try again",
+            )
+        }))
+    }
+
+    fn discovery(&self, dialect: Dialect, request: &Message) -> Message {
+        let services = self
+            .config
+            .services
+            .iter()
+            .filter(|service| service.discoverable)
+            .map(|service| ServiceInstance {
+                service_type: match service.kind {
+                    ServiceKind::Discovery => ServiceType::Discovery,
+                    ServiceKind::FeedManagement => ServiceType::FeedManagement,
+                    ServiceKind::Poll => ServiceType::Poll,
+                    ServiceKind::Inbox => ServiceType::Inbox,
+                },
+                version: ServicesVersion::Taxii(dialect),
+                available: Some(true),
+                protocol: self.protocol(),
+                address: self.address(&service.path),
+                message_bindings: vec![MessageBinding::Xml(dialect)],
+                content_bindings: if service.kind == ServiceKind::Inbox {
+                    self.bindings_of(&service.feeds)
+                } else {
+                    Vec::new()
+                },
+                supported_queries: Vec::new(),
+                message: service.message.clone(),
+            })
+            .collect();
+        response(
+            request,
+            dialect,
+            Body::DiscoveryResponse(DiscoveryResponse { services }),
+        )
+    }
+
+    fn feed_information(
+        &self,
+        service: &ServiceConfig,
+        dialect: Dialect,
+        request: &Message,
+    ) -> Message {
+        let endpoint = |path: &str| Endpoint {
+            protocol: Some(self.protocol()),
+            address: Some(self.address(path)),
+            message_bindings: vec![MessageBinding::Xml(dialect)],
+        };
+        let feeds = service
+            .feeds
+            .iter()
+            .filter_map(|name| self.config.feed(name))
+            .map(|feed| {
+                let polled_at = self.config.services.iter().filter(|s| {
+                    s.kind == ServiceKind::Poll && s.feeds.contains(&feed.name) && feed.poll
+                });
+                FeedInfo {
+                    name: feed.name.clone(),
+                    collection_type: Some(CollectionType::DataFeed),
+                    available: Some(true),
+                    description: feed.description.clone(),
+                    volume: None,
+                    content_bindings: feed
+                        .content_bindings
+                        .iter()
+                        .map(ContentBinding::new)
+                        .collect(),
+                    push_methods: if feed.push {
+                        vec![PushMethod {
+                            protocol: ProtocolBinding::Http,
+                            message_bindings: vec![MessageBinding::Xml(dialect)],
+                        }]
+                    } else {
+                        Vec::new()
+                    },
+                    polling_services: polled_at.map(|s| endpoint(&s.path)).collect(),
+                    subscription_services: vec![endpoint(&service.path)],
+                    receiving_inboxes: Vec::new(),
+                }
+            })
+            .collect();
+        response(
+            request,
+            dialect,
+            Body::FeedInformationResponse(FeedInformationResponse { feeds }),
+        )
+    }
+
+    async fn poll(
+        &self,
+        service: &ServiceConfig,
+        dialect: Dialect,
+        request: &Message,
+        poll: &PollRequest,
+    ) -> Result<Message, StoreError> {
+        let Some(feed) = self
+            .served_feed(service, &poll.feed_name)
+            .filter(|feed| feed.poll)
+        else {
+            return Ok(status(
+                request,
+                dialect,
+                StatusType::NotFound,
+                format!("no feed {} can be polled here", poll.feed_name),
+            ));
+        };
+        if let Some(id) = &poll.subscription_id {
+            return Ok(status(
+                request,
+                dialect,
+                StatusType::NotFound,
+                format!("no subscription {id} exists for {}", feed.name),
+            ));
+        }
+        let wanted: Vec<String> = poll
+            .parameters
+            .iter()
+            .flat_map(|p| &p.selection.content_bindings)
+            .map(|b| b.id.clone())
+            .collect();
+        let served: Vec<String> = wanted
+            .iter()
+            .filter(|id| feed.content_bindings.contains(id))
+            .cloned()
+            .collect();
+        if !wanted.is_empty() && served.is_empty() {
+            return Ok(unsupported_content(request, dialect, feed));
+        }
+        let page = self
+            .store
+            .poll(PollQuery {
+                feed: feed.name.clone(),
+                exclusive_begin: poll.exclusive_begin,
+                inclusive_end: poll.inclusive_end,
+                bindings: served,
+                limit: POLL_PAGE,
+            })
+            .await?;
+        // The end label bounds what was returned, so that a client continuing
+        // from it misses nothing and gets nothing twice: the last block's
+        // label, or with nothing returned, the latest label committed.
+        let inclusive_end = match page.blocks.last() {
+            Some(last) => Some(last.label),
+            None => {
+                let latest = self.store.latest_label(&feed.name).await?;
+                let bounded = match (latest, poll.inclusive_end) {
+                    (Some(latest), Some(end)) => Some(latest.min(end)),
+                    (latest, end) => latest.or(end),
+                };
+                Some(
+                    bounded
+                        .or(poll.exclusive_begin)
+                        .unwrap_or(Timestamp::from_unix(0, 0)),
+                )
+            }
+        };
+        let count = page.blocks.len() as u64;
+        Ok(response(
+            request,
+            dialect,
+            Body::PollResponse(PollResponse {
+                feed_name: Some(feed.name.clone()),
+                more: None,
+                result_id: None,
+                result_part_number: None,
+                subscription_id: None,
+                exclusive_begin: poll.exclusive_begin,
+                inclusive_end,
+                record_count: Some(RecordCount {
+                    count,
+                    partial: Some(page.more),
+                }),
+                message: page.more.then(|| {
+                    "More content follows: poll again from this response's end label.".to_owned()
+                }),
+                content_blocks: page.blocks.into_iter().map(|stored| stored.block).collect(),
+            }),
+        ))
+    }
+
+    async fn inbox(
+        &self,
+        service: &ServiceConfig,
+        dialect: Dialect,
+        request: &Message,
+        inbox: &InboxMessage,
+    ) -> Result<Message, StoreError> {
+        let destinations: Vec<&FeedConfig> = if inbox.destination_feeds.is_empty() {
+            service
+                .feeds
+                .iter()
+                .filter_map(|name| self.config.feed(name))
+                .collect()
+        } else {
+            let mut chosen = Vec::new();
+            for name in &inbox.destination_feeds {
+                match self.served_feed(service, name) {
+                    Some(feed) => chosen.push(feed),
+                    None => {
+                        let mut reply = status(
+                            request,
+                            dialect,
+                            StatusType::DestinationCollectionError,
+                            format!("this inbox does not fill {name}"),
+                        );
+                        if let Body::Status(status) = &mut reply.body {
+                            status.details = service
+                                .feeds
+                                .iter()
+                                .map(|feed| StatusDetail {
+                                    name: "ACCEPTABLE_DESTINATION".to_owned(),
+                                    value: XmlContent::Text(feed.clone()),
+                                })
+                                .collect();
+                        }
+                        return Ok(reply);
+                    }
+                }
+            }
+            chosen
+        };
+        let mut blocks = Vec::new();
+        for block in &inbox.content_blocks {
+            let takers: Vec<&&FeedConfig> = destinations
+                .iter()
+                .filter(|feed| feed.content_bindings.contains(&block.binding.id))
+                .collect();
+            if takers.is_empty() {
+                let supported = self.bindings_of(&service.feeds);
+                let mut reply = status(
+                    request,
+                    dialect,
+                    StatusType::UnsupportedContent,
+                    format!("no destination accepts {}", block.binding.id),
+                );
+                if let Body::Status(status) = &mut reply.body {
+                    status.details = supported
+                        .iter()
+                        .map(|b| StatusDetail {
+                            name: "SUPPORTED_CONTENT".to_owned(),
+                            value: XmlContent::Text(b.id.clone()),
+                        })
+                        .collect();
+                    status.detail_text = Some(
+                        supported
+                            .iter()
+                            .map(|b| b.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                }
+                return Ok(reply);
+            }
+            for feed in takers {
+                blocks.push(NewBlock {
+                    feed: feed.name.clone(),
+                    binding: block.binding.clone(),
+                    content: block.content.clone(),
+                    source_message_id: request.id.clone(),
+                });
+            }
+        }
+        let stored = self.store.append(blocks).await?;
+        tracing::info!(message_id = %request.id, blocks = stored.len(), "inbox content committed");
+        Ok(status(
+            request,
+            dialect,
+            StatusType::Success,
+            format!("{} content block(s) stored", stored.len()),
+        ))
+    }
+
+    fn served_feed(&self, service: &ServiceConfig, name: &str) -> Option<&FeedConfig> {
+        service
+            .feeds
+            .iter()
+            .any(|served| served == name)
+            .then(|| self.config.feed(name))
+            .flatten()
+    }
+
+    fn bindings_of(&self, feeds: &[String]) -> Vec<ContentBinding> {
+        let mut bindings: Vec<ContentBinding> = Vec::new();
+        for feed in feeds.iter().filter_map(|name| self.config.feed(name)) {
+            for id in &feed.content_bindings {
+                if !bindings.iter().any(|b| &b.id == id) {
+                    bindings.push(ContentBinding::new(id.clone()));
+                }
+            }
+        }
+        bindings
+    }
+
+    fn protocol(&self) -> ProtocolBinding {
+        if self.public_url.starts_with("https:") {
+            ProtocolBinding::Https
+        } else {
+            ProtocolBinding::Http
+        }
+    }
+
+    fn address(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
+}
+
+fn unsupported_content(request: &Message, dialect: Dialect, feed: &FeedConfig) -> Message {
+    let mut reply = status(
+        request,
+        dialect,
+        StatusType::UnsupportedContent,
+        format!(
+            "{} offers none of the content bindings asked for",
+            feed.name
+        ),
+    );
+    if let Body::Status(status) = &mut reply.body {
+        status.details = feed
+            .content_bindings
+            .iter()
+            .map(|id| StatusDetail {
+                name: "SUPPORTED_CONTENT".to_owned(),
+                value: XmlContent::Text(id.clone()),
+            })
+            .collect();
+    }
+    reply
+}
+
+fn is_success(message: &Message) -> bool {
+    matches!(&message.body, Body::Status(s) if s.status_type == StatusType::Success)
+}
+
+/// A response to `request`, with a fresh message id in the dialect's form.
+pub fn response(request: &Message, dialect: Dialect, body: Body) -> Message {
+    Message::new(new_message_id(dialect), body).in_response_to(request.id.clone())
+}
+
+/// A status message answering `request`.
+pub fn status(
+    request: &Message,
+    dialect: Dialect,
+    status_type: StatusType,
+    text: impl Into<String>,
+) -> Message {
+    response(
+        request,
+        dialect,
+        Body::Status(StatusMessage::new(status_type, text)),
+    )
+}
+
+/// A fresh message id: 32 hex digits (draft), digits (1.0) or a UUID (1.1).
+pub fn new_message_id(dialect: Dialect) -> String {
+    let uuid = uuid::Uuid::new_v4();
+    match dialect {
+        Dialect::Draft => uuid.simple().to_string(),
+        Dialect::V10 => uuid.as_u128().to_string(),
+        Dialect::V11 => uuid.to_string(),
+    }
+}

@@ -1,0 +1,550 @@
+//! The embedded SQLite store: labels, group commit, polls, durability,
+//! schema versions and content round trips.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{ConnectOptions, Connection};
+use taxiway::core::{ContentBinding, Timestamp, XmlContent};
+use taxiway::store::{NewBlock, PollQuery, SqliteStore, Store, StoreError, StoredBlock};
+
+const STIX: &str = "urn:stix.mitre.org:xml:1.1.1";
+const CYBOX: &str = "urn:cybox.mitre.org:xml:2.1";
+
+/// A fresh directory under cargo's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "store-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique);
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn block(feed: &str, binding: &str, content: XmlContent) -> NewBlock {
+    NewBlock {
+        feed: feed.to_owned(),
+        binding: ContentBinding::new(binding),
+        content,
+        source_message_id: "42".to_owned(),
+    }
+}
+
+fn text(feed: &str, body: &str) -> NewBlock {
+    block(feed, STIX, XmlContent::Text(body.to_owned()))
+}
+
+fn query(feed: &str, begin: Option<Timestamp>, end: Option<Timestamp>, limit: usize) -> PollQuery {
+    PollQuery {
+        feed: feed.to_owned(),
+        exclusive_begin: begin,
+        inclusive_end: end,
+        bindings: Vec::new(),
+        limit,
+    }
+}
+
+fn labels(blocks: &[StoredBlock]) -> Vec<Timestamp> {
+    blocks.iter().map(|b| b.label).collect()
+}
+
+fn assert_strictly_increasing(labels: &[Timestamp]) {
+    for pair in labels.windows(2) {
+        assert!(
+            pair[0].unix_nanos() < pair[1].unix_nanos(),
+            "{} !< {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+fn micros(t: Timestamp) -> i128 {
+    t.unix_nanos() / 1000
+}
+
+async fn open(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path()).await.expect("open the store")
+}
+
+/// A connection of the test's own, beside the store's.
+async fn raw_connection(dir: &TempDir) -> sqlx::SqliteConnection {
+    raw_connection_at(dir.path()).await
+}
+
+async fn raw_connection_at(data_dir: &Path) -> sqlx::SqliteConnection {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data_dir.join("taxiway.sqlite3"))
+        .connect()
+        .await
+        .expect("open the database directly")
+}
+
+#[tokio::test]
+async fn open_creates_the_directory_and_an_empty_store() {
+    let dir = TempDir::new("empty");
+    let store = SqliteStore::open(&dir.path().join("a/b")).await.unwrap();
+    assert!(dir.path().join("a/b/taxiway.sqlite3").is_file());
+    assert_eq!(store.latest_label("nothing").await.unwrap(), None);
+    let page = store.poll(query("nothing", None, None, 10)).await.unwrap();
+    assert!(page.blocks.is_empty());
+    assert!(!page.more);
+    assert!(store.append(Vec::new()).await.unwrap().is_empty());
+    assert_eq!(store.commits(), 0);
+    let mut conn = raw_connection_at(&dir.path().join("a/b")).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn labels_increase_within_one_call_of_many_blocks() {
+    let dir = TempDir::new("one-call");
+    let store = open(&dir).await;
+    // Far more blocks than microseconds the commit takes: most share a "now".
+    let blocks = (0..2000)
+        .map(|i| text("feed", &format!("block {i}")))
+        .collect();
+    let stored = store.append(blocks).await.unwrap();
+    assert_eq!(stored.len(), 2000);
+    assert_strictly_increasing(&labels(&stored));
+    for (i, block) in stored.iter().enumerate() {
+        assert_eq!(block.label.unix_nanos() % 1000, 0, "microsecond resolution");
+        assert_eq!(block.label.offset_minutes(), Some(0), "UTC");
+        assert_eq!(block.block.timestamp_label, Some(block.label));
+        assert_eq!(block.block.content.as_str(), format!("block {i}"));
+    }
+    assert_strictly_increasing(
+        &stored
+            .iter()
+            .map(|b| Timestamp::from_unix(b.id, 0))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        store.latest_label("feed").await.unwrap(),
+        stored.last().map(|b| b.label)
+    );
+    assert_eq!(store.commits(), 1);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_commits_and_labels_stay_strictly_increasing() {
+    let dir = TempDir::new("concurrent");
+    let store = Arc::new(open(&dir).await);
+    const TASKS: usize = 32;
+    const APPENDS: usize = 50;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut stored = Vec::new();
+            for i in 0..APPENDS {
+                // Two feeds, so that labels are per feed and both interleave.
+                let feed = if task % 2 == 0 { "even" } else { "odd" };
+                let mut got = store
+                    .append(vec![text(feed, &format!("{task}/{i}"))])
+                    .await
+                    .expect("append");
+                stored.append(&mut got);
+            }
+            stored
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    assert_eq!(all.len(), TASKS * APPENDS);
+    let commits = store.commits();
+    assert!(
+        commits < (TASKS * APPENDS) as u64,
+        "{commits} commits for {} appends",
+        TASKS * APPENDS
+    );
+
+    for feed in ["even", "odd"] {
+        let mut by_id: Vec<&StoredBlock> = all.iter().filter(|b| b.feed == feed).collect();
+        by_id.sort_by_key(|b| b.id);
+        let labels: Vec<Timestamp> = by_id.iter().map(|b| b.label).collect();
+        // Ids and labels agree on the order, and no label repeats.
+        assert_strictly_increasing(&labels);
+        let page = store
+            .poll(query(feed, None, None, TASKS * APPENDS))
+            .await
+            .unwrap();
+        assert_eq!(page.blocks.len(), TASKS * APPENDS / 2);
+        assert_eq!(
+            page.blocks.iter().collect::<Vec<_>>(),
+            by_id,
+            "a poll returns what the appends answered"
+        );
+    }
+    // Each task's own appends come back in the order it made them.
+    for task in 0..TASKS {
+        let mine: Vec<Timestamp> = all
+            .iter()
+            .filter(|b| b.block.content.as_str().starts_with(&format!("{task}/")))
+            .map(|b| b.label)
+            .collect();
+        assert_eq!(mine.len(), APPENDS);
+        assert_strictly_increasing(&mine);
+    }
+    match Arc::try_unwrap(store) {
+        Ok(store) => store.close().await,
+        Err(_) => panic!("the store is still shared"),
+    }
+}
+
+#[tokio::test]
+async fn poll_ranges_are_exclusive_then_inclusive() {
+    let dir = TempDir::new("ranges");
+    let store = open(&dir).await;
+    let stored = store
+        .append((0..5).map(|i| text("feed", &format!("{i}"))).collect())
+        .await
+        .unwrap();
+    store.append(vec![text("other", "x")]).await.unwrap();
+    let l = labels(&stored);
+    let poll = |begin, end| {
+        let store = &store;
+        async move {
+            labels(
+                &store
+                    .poll(query("feed", begin, end, 100))
+                    .await
+                    .unwrap()
+                    .blocks,
+            )
+        }
+    };
+
+    assert_eq!(poll(None, None).await, l);
+    assert_eq!(poll(Some(l[1]), Some(l[3])).await, l[2..=3]);
+    assert_eq!(poll(Some(l[1]), None).await, l[2..]);
+    assert_eq!(poll(None, Some(l[1])).await, l[..=1]);
+    assert_eq!(poll(Some(l[4]), None).await, []);
+    assert_eq!(poll(Some(l[2]), Some(l[2])).await, []);
+    // Bounds finer than a microsecond: just after l[1] still excludes l[1],
+    // just before l[3] excludes l[3].
+    assert_eq!(
+        poll(Some(l[1].shifted_nanos(1)), Some(l[3].shifted_nanos(-1))).await,
+        l[2..=2]
+    );
+    assert_eq!(
+        poll(Some(l[1].shifted_nanos(-1)), Some(l[3].shifted_nanos(999))).await,
+        l[1..=3]
+    );
+    // The same instant in another zone is the same bound.
+    let zoned: Timestamp = {
+        let utc = l[1].to_string();
+        let shifted = l[1].shifted_nanos(2 * 3600 * 1_000_000_000).to_string();
+        assert!(utc.ends_with('Z'));
+        format!("{}+02:00", shifted.trim_end_matches('Z'))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(zoned.unix_nanos(), l[1].unix_nanos());
+    assert_eq!(poll(Some(zoned), None).await, l[2..]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn more_is_set_exactly_at_the_page_boundary() {
+    let dir = TempDir::new("more");
+    let store = open(&dir).await;
+    let stored = store
+        .append((0..6).map(|i| text("feed", &format!("{i}"))).collect())
+        .await
+        .unwrap();
+    let l = labels(&stored);
+
+    let page = store.poll(query("feed", None, None, 5)).await.unwrap();
+    assert_eq!(labels(&page.blocks), l[..5]);
+    assert!(page.more);
+    let page = store.poll(query("feed", None, None, 6)).await.unwrap();
+    assert_eq!(labels(&page.blocks), l);
+    assert!(!page.more);
+    let page = store.poll(query("feed", None, None, 7)).await.unwrap();
+    assert!(!page.more);
+
+    // Paging on from the last label returned covers everything once.
+    let first = store.poll(query("feed", None, None, 4)).await.unwrap();
+    assert!(first.more);
+    let next = store
+        .poll(query("feed", first.blocks.last().map(|b| b.label), None, 4))
+        .await
+        .unwrap();
+    assert_eq!(labels(&next.blocks), l[4..]);
+    assert!(!next.more);
+
+    // The end bound counts: nothing beyond it is "more".
+    let page = store
+        .poll(query("feed", None, Some(l[2]), 3))
+        .await
+        .unwrap();
+    assert_eq!(labels(&page.blocks), l[..3]);
+    assert!(!page.more);
+    let page = store
+        .poll(query("feed", None, Some(l[3]), 3))
+        .await
+        .unwrap();
+    assert!(page.more);
+
+    let page = store.poll(query("feed", None, None, 0)).await.unwrap();
+    assert!(page.blocks.is_empty());
+    assert!(page.more);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn binding_filter() {
+    let dir = TempDir::new("bindings");
+    let store = open(&dir).await;
+    let stored = store
+        .append(vec![
+            block("feed", STIX, XmlContent::Text("a".into())),
+            block("feed", CYBOX, XmlContent::Text("b".into())),
+            block("feed", STIX, XmlContent::Text("c".into())),
+        ])
+        .await
+        .unwrap();
+    let l = labels(&stored);
+    let poll = |bindings: &[&str]| {
+        let mut q = query("feed", None, None, 10);
+        q.bindings = bindings.iter().map(|b| b.to_string()).collect();
+        let store = &store;
+        async move { labels(&store.poll(q).await.unwrap().blocks) }
+    };
+    assert_eq!(poll(&[]).await, l);
+    assert_eq!(poll(&[STIX]).await, vec![l[0], l[2]]);
+    assert_eq!(poll(&[CYBOX]).await, vec![l[1]]);
+    assert_eq!(poll(&[CYBOX, STIX]).await, l);
+    assert_eq!(poll(&["urn:nothing"]).await, []);
+
+    // `more` counts filtered blocks only.
+    let mut q = query("feed", None, None, 1);
+    q.bindings = vec![CYBOX.to_owned()];
+    assert!(!store.poll(q).await.unwrap().more);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn contents_round_trip_byte_for_byte() {
+    let dir = TempDir::new("contents");
+    let store = open(&dir).await;
+    let xml = "<stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" \
+               xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" id='x'>\r\n\
+               \t<stix:Title>Ünïcödé — 日本語 🦀 &amp; &lt;tag&gt;</stix:Title>\n  \
+               <a xsi:type=\"stixVocabs:X\"/><!-- comment --><![CDATA[ <raw> ]]>\n\
+               </stix:STIX_Package>\n";
+    let mut with_subtype = block("feed", STIX, XmlContent::Xml(xml.to_owned()));
+    with_subtype.binding.subtypes = vec!["urn:example:subtype".to_owned()];
+    let big = "ä".repeat(512 * 1024);
+    let new = vec![
+        with_subtype,
+        block(
+            "feed",
+            CYBOX,
+            XmlContent::Text("  <not markup> & é\u{0}\r\n ".into()),
+        ),
+        block("feed", STIX, XmlContent::Text(String::new())),
+        block("feed", STIX, XmlContent::Xml(String::new())),
+        block("feed", STIX, XmlContent::Text(big.clone())),
+    ];
+    let stored = store.append(new.clone()).await.unwrap();
+    let polled = store
+        .poll(query("feed", None, None, 10))
+        .await
+        .unwrap()
+        .blocks;
+    assert_eq!(polled, stored);
+    for (given, got) in new.iter().zip(&polled) {
+        assert_eq!(got.block.content, given.content);
+        assert_eq!(
+            got.block.content.as_str().as_bytes(),
+            given.content.as_str().as_bytes()
+        );
+        assert_eq!(got.block.binding, given.binding);
+        assert_eq!(got.feed, "feed");
+    }
+    assert!(matches!(polled[0].block.content, XmlContent::Xml(_)));
+    assert!(matches!(polled[2].block.content, XmlContent::Text(_)));
+    assert!(matches!(polled[3].block.content, XmlContent::Xml(_)));
+    assert_eq!(polled[4].block.content.as_str().len(), big.len());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn more_than_one_subtype_is_refused_and_nothing_stored() {
+    let dir = TempDir::new("subtypes");
+    let store = open(&dir).await;
+    let mut bad = text("feed", "b");
+    bad.binding.subtypes = vec!["one".into(), "two".into()];
+    let result = store.append(vec![text("feed", "a"), bad]).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(store.latest_label("feed").await.unwrap(), None);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn data_survives_closing_and_reopening() {
+    let dir = TempDir::new("reopen");
+    let store = open(&dir).await;
+    let first = store
+        .append(vec![text("feed", "one"), text("feed", "two")])
+        .await
+        .unwrap();
+    // Dropped, not closed: what was answered is on disk all the same.
+    drop(store);
+
+    let store = open(&dir).await;
+    let page = store.poll(query("feed", None, None, 10)).await.unwrap();
+    assert_eq!(page.blocks, first);
+    let second = store.append(vec![text("feed", "three")]).await.unwrap();
+    assert!(second[0].label > first[1].label);
+    assert!(second[0].id > first[1].id);
+    store.close().await;
+
+    // A label in the future (a clock that went back) is continued from after a
+    // reopen: the writer loads the last label from the table.
+    let future_us = micros(second[0].label) + 3_600_000_000;
+    let mut conn = raw_connection(&dir).await;
+    sqlx::query(
+        "INSERT INTO content_blocks (feed, label_us, binding_id, subtype, content_kind, content, source_message_id) \
+         VALUES ('feed', ?1, ?2, NULL, 'text', 'future', '1')",
+    )
+    .bind(i64::try_from(future_us).unwrap())
+    .bind(STIX)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = open(&dir).await;
+    let third = store.append(vec![text("feed", "four")]).await.unwrap();
+    assert_eq!(micros(third[0].label), future_us + 1);
+    let all = store.poll(query("feed", None, None, 10)).await.unwrap();
+    assert_eq!(
+        all.blocks
+            .iter()
+            .map(|b| b.block.content.as_str())
+            .collect::<Vec<_>>(),
+        ["one", "two", "three", "future", "four"]
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused() {
+    let dir = TempDir::new("newer");
+    open(&dir).await.close().await;
+    let mut conn = raw_connection(&dir).await;
+    sqlx::query("INSERT INTO schema_migrations (version) VALUES (9999)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    match SqliteStore::open(dir.path()).await {
+        Err(StoreError::Corrupt(reason)) => assert!(reason.contains("9999"), "{reason}"),
+        Err(other) => panic!("expected Corrupt, got {other:?}"),
+        Ok(_) => panic!("a newer database was opened"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused() {
+    let dir = TempDir::new("garbage");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(
+        dir.path().join("taxiway.sqlite3"),
+        "this is not a database, but it is long enough to have a header ".repeat(64),
+    )
+    .unwrap();
+    let result = SqliteStore::open(dir.path()).await;
+    assert!(
+        matches!(result, Err(StoreError::Corrupt(_))),
+        "{:?}",
+        result.err()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_commit_stores_nothing_of_the_call_and_the_store_goes_on() {
+    let dir = TempDir::new("failure");
+    let store = open(&dir).await;
+    let before = store.append(vec![text("good", "0")]).await.unwrap();
+    // A trigger of the test's own makes one feed's inserts fail.
+    let mut conn = raw_connection(&dir).await;
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON content_blocks WHEN NEW.feed = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let result = store
+        .append(vec![
+            text("good", "1"),
+            text("poison", "2"),
+            text("good", "3"),
+        ])
+        .await;
+    match result {
+        Err(StoreError::Unavailable(reason)) => assert!(reason.contains("poisoned"), "{reason}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .poll(query("good", None, None, 10))
+            .await
+            .unwrap()
+            .blocks,
+        before
+    );
+
+    sqlx::query("DROP TRIGGER poison")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let after = store.append(vec![text("good", "4")]).await.unwrap();
+    assert!(after[0].label > before[0].label);
+    assert_eq!(
+        store
+            .poll(query("good", None, None, 10))
+            .await
+            .unwrap()
+            .blocks
+            .len(),
+        2
+    );
+    store.close().await;
+}
