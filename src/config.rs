@@ -221,6 +221,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_a_valid_configuration() {
+        let example = include_str!("../taxiway.example.toml");
+        let config = Config::from_toml(example).unwrap();
+        assert_eq!(config.services.len(), 4);
+        assert!(!config.feed("Silver").unwrap().poll);
+    }
+
+    #[test]
     fn mistakes_are_refused_with_a_reason() {
         let unknown_feed = "[[services]]\nkind = \"poll\"\npath = \"/p\"\nfeeds = [\"Nope\"]\n";
         let error = Config::from_toml(unknown_feed).unwrap_err().to_string();

@@ -404,10 +404,7 @@ async fn more_than_one_subtype_is_refused_and_nothing_stored() {
     let mut bad = text("feed", "b");
     bad.binding.subtypes = vec!["one".into(), "two".into()];
     let result = store.append(vec![text("feed", "a"), bad]).await;
-    assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
     assert_eq!(store.latest_label("feed").await.unwrap(), None);
     store.close().await;
 }

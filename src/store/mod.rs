@@ -56,6 +56,9 @@ pub struct PollPage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The caller asked for something the store cannot hold; nothing was stored.
+    #[error("refused: {0}")]
+    Invalid(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("the store's data is not what this version expects: {0}")]

@@ -127,8 +127,8 @@ impl Store for SqliteStore {
         }
         // Checked here so that one bad call cannot fail a shared commit.
         if let Some(block) = blocks.iter().find(|b| b.binding.subtypes.len() > 1) {
-            return Err(StoreError::Unavailable(format!(
-                "refused: a content block carries at most one subtype, got {:?}",
+            return Err(StoreError::Invalid(format!(
+                "a content block carries at most one subtype, got {:?}",
                 block.binding.subtypes
             )));
         }
@@ -417,5 +417,6 @@ fn copy_error(error: &StoreError) -> StoreError {
     match error {
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
     }
 }
