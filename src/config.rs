@@ -9,6 +9,9 @@ use serde::Deserialize;
 /// The seed's Source, served when no configuration is given.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
+/// Paths the gateway answers itself, for operators.
+pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/metrics"];
+
 const STIX_1_BINDINGS: [&str; 5] = [
     "urn:stix.mitre.org:xml:1.0",
     "urn:stix.mitre.org:xml:1.0.1",
@@ -160,6 +163,9 @@ impl Config {
         for service in &self.services {
             if !service.path.starts_with('/') {
                 return invalid(format!("service path {:?} must start with /", service.path));
+            }
+            if RESERVED_PATHS.contains(&service.path.as_str()) {
+                return invalid(format!("{} is the gateway's own endpoint", service.path));
             }
             if !seen.insert((service.path.as_str(), service.kind)) {
                 return invalid(format!(

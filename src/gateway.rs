@@ -1,7 +1,11 @@
 //! Wiring: a configuration turned into a running gateway, and its shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -48,7 +52,7 @@ impl Gateway {
         let store = SqliteStore::open(&config.server.data_dir).await?;
         let config = Arc::new(config);
         let services = Arc::new(Services::new(config.clone(), store));
-        let app = taxii_http::router(services);
+        let app = operations().merge(taxii_http::router(services));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -76,6 +80,31 @@ impl Gateway {
     pub async fn wait(self) -> Result<(), GatewayError> {
         join(self.server).await
     }
+}
+
+/// The operator's endpoints, beside the TAXII services.
+fn operations() -> Router {
+    let metrics = metrics_handle();
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || async move { metrics.map(|h| h.render()).unwrap_or_default() }),
+        )
+}
+
+/// The process-wide Prometheus recorder; installed by the first gateway started.
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "metrics are not exported");
+                None
+            }
+        })
+        .clone()
 }
 
 async fn join(server: JoinHandle<Result<(), std::io::Error>>) -> Result<(), GatewayError> {

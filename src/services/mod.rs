@@ -41,6 +41,28 @@ impl<S: Store> Services<S> {
     /// requester's dialect can carry. `None`: the dialect expects no answer
     /// (the draft's one-way push).
     pub async fn handle(&self, path: &str, dialect: Dialect, request: Message) -> Option<Message> {
+        let kind = request.kind();
+        let reply = self.dispatch(path, dialect, request).await;
+        let outcome = match &reply {
+            None => "none".to_owned(),
+            Some(Message {
+                body: Body::Status(status),
+                ..
+            }) => status.status_type.name().to_owned(),
+            Some(message) => message.kind().name().to_owned(),
+        };
+        metrics::counter!(
+            "taxiway_taxii_requests_total",
+            "path" => path.to_owned(),
+            "dialect" => dialect.name(),
+            "message_type" => kind.name(),
+            "outcome" => outcome,
+        )
+        .increment(1);
+        reply
+    }
+
+    async fn dispatch(&self, path: &str, dialect: Dialect, request: Message) -> Option<Message> {
         let services: Vec<&ServiceConfig> = self.config.services_at(path).collect();
         let wanted = match request.kind() {
             MessageKind::DiscoveryRequest => ServiceKind::Discovery,
@@ -359,6 +381,10 @@ impl<S: Store> Services<S> {
         }
         let stored = self.store.append(blocks).await?;
         tracing::info!(message_id = %request.id, blocks = stored.len(), "inbox content committed");
+        for block in &stored {
+            metrics::counter!("taxiway_content_blocks_stored_total", "feed" => block.feed.clone())
+                .increment(1);
+        }
         Ok(status(
             request,
             dialect,
