@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -48,32 +49,53 @@ async fn handle<S: Store>(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    // Taken as a Result so that a body over max_body_bytes is refused here,
+    // with TAXII headers, rather than by axum in plain text.
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let path = uri.path();
     if !shared.services.serves(path) {
-        return (
+        return http_error(
+            &headers,
             StatusCode::NOT_FOUND,
-            format!("no TAXII service at {path}\n"),
-        )
-            .into_response();
+            StatusType::NotFound,
+            format!("no TAXII service at {path}"),
+        );
     }
     let (dialect, request) = match method {
         Method::GET => match draft_get(&shared.services, path, uri.query()) {
             Ok(request) => (Dialect::Draft, request),
             Err(reason) => return (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
         },
-        Method::POST => match read_post(&shared.limits, &headers, &body) {
-            Ok(read) => read,
-            Err(refusal) => return refusal.into_response(&headers),
-        },
+        Method::POST => {
+            let body = match body {
+                Ok(body) => body,
+                // 413 for a body over the limit (HTTP binding 5.1: BAD_MESSAGE).
+                Err(rejection) => {
+                    return http_error(
+                        &headers,
+                        rejection.status(),
+                        StatusType::BadMessage,
+                        rejection.body_text(),
+                    );
+                }
+            };
+            match read_post(&shared.limits, &headers, &body) {
+                Ok(read) => read,
+                Err(refusal) => return refusal.into_response(&headers),
+            }
+        }
         _ => {
-            return (
+            let mut response = http_error(
+                &headers,
                 StatusCode::METHOD_NOT_ALLOWED,
-                [(header::ALLOW, "GET, POST")],
-                "TAXII services take POST (and the draft's GET)\n",
-            )
-                .into_response();
+                StatusType::Failure,
+                "TAXII services take POST (and the draft's GET)".into(),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            return response;
         }
     };
     if let Some(refusal) = protocol_mismatch(&headers, dialect, &request) {
@@ -121,6 +143,29 @@ impl Refusal {
         }
         response
     }
+}
+
+/// An error TAXII cannot report in a 200 (no service at the path, a wrong
+/// method, a body over the limit) keeps its HTTP status; a request whose
+/// X-TAXII-Content-Type names a dialect also gets a status message in it,
+/// with the X-TAXII headers every response to a TAXII client must carry
+/// (HTTP binding 4). Before, these were bare text/plain answers.
+fn http_error(
+    headers: &HeaderMap,
+    code: StatusCode,
+    status_type: StatusType,
+    reason: String,
+) -> Response {
+    let declared = headers
+        .get(X_TAXII_CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| taxii_xml::ids().dialect_of_content_type(value));
+    let Some(dialect) = declared else {
+        return (code, format!("{reason}\n")).into_response();
+    };
+    let mut response = Refusal::new(dialect, None, status_type, reason).into_response(headers);
+    *response.status_mut() = code;
+    response
 }
 
 fn read_post(
