@@ -102,7 +102,11 @@ async fn handle<S: Store>(
         return refusal.into_response(&headers);
     }
     tracing::debug!(path, %dialect, kind = %request.kind(), id = %request.id, "request");
-    match shared.services.handle(path, dialect, request).await {
+    match shared
+        .services
+        .handle(path, dialect, &Identity::Anonymous, request)
+        .await
+    {
         Some(reply) => reply_in(dialect, reply, &headers),
         None => empty_reply(dialect),
     }

@@ -43,6 +43,14 @@ impl std::fmt::Display for Dialect {
     }
 }
 
+/// Who sent a request, as its ingress adapter authenticated it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    Anonymous,
+    Named(String),
+}
+
 impl std::str::FromStr for Dialect {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -40,9 +40,15 @@ impl<S: Store> Services<S> {
     /// Answers a request sent to the services at `path`, in terms the
     /// requester's dialect can carry. `None`: the dialect expects no answer
     /// (the draft's one-way push).
-    pub async fn handle(&self, path: &str, dialect: Dialect, request: Message) -> Option<Message> {
+    pub async fn handle(
+        &self,
+        path: &str,
+        dialect: Dialect,
+        identity: &Identity,
+        request: Message,
+    ) -> Option<Message> {
         let kind = request.kind();
-        let reply = self.dispatch(path, dialect, request).await;
+        let reply = self.dispatch(path, dialect, identity, request).await;
         let outcome = match &reply {
             None => "none".to_owned(),
             Some(Message {
@@ -62,7 +68,13 @@ impl<S: Store> Services<S> {
         reply
     }
 
-    async fn dispatch(&self, path: &str, dialect: Dialect, request: Message) -> Option<Message> {
+    async fn dispatch(
+        &self,
+        path: &str,
+        dialect: Dialect,
+        _identity: &Identity,
+        request: Message,
+    ) -> Option<Message> {
         let services: Vec<&ServiceConfig> = self.config.services_at(path).collect();
         let wanted = match request.kind() {
             MessageKind::DiscoveryRequest => ServiceKind::Discovery,
