@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::core::Identity;
+
 /// The seed's Source, served when no configuration is given.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
@@ -29,6 +31,97 @@ pub struct Config {
     pub feeds: Vec<FeedConfig>,
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+    #[serde(default)]
+    pub identities: Vec<IdentityConfig>,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// Push delivery to subscribers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// URL prefixes a push subscription may name as its send-to address.
+    /// Empty (the default) allows none: a subscriber must not be able to make
+    /// the gateway POST to arbitrary (internal) addresses, so an operator
+    /// names the destinations. A prefix matches only up to a boundary
+    /// (`/`, `:`, `?`, `#` or its end), so `http://localhost` does not match
+    /// `http://localhost.example.net`.
+    #[serde(default)]
+    pub allowed_destinations: Vec<String>,
+    /// Attempts before an outbox row goes to the dead-letter state.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles with each further one.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            allowed_destinations: Vec::new(),
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+
+fn default_initial_backoff_ms() -> u64 {
+    1000
+}
+
+impl DeliveryConfig {
+    /// Whether content may be pushed to `address`: an absolute http(s) URL
+    /// without credentials, starting with an allowed prefix at a boundary.
+    pub fn allows(&self, address: &str) -> bool {
+        // Compared in normalised form, so that case or encoding tricks in the
+        // host cannot slip past a prefix.
+        let Ok(url) = reqwest::Url::parse(address.trim()) else {
+            return false;
+        };
+        if !matches!(url.scheme(), "http" | "https")
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.host().is_none()
+        {
+            return false;
+        }
+        let normalised = url.as_str();
+        self.allowed_destinations.iter().any(|prefix| {
+            let prefix = prefix.trim();
+            !prefix.is_empty()
+                && normalised.len() >= prefix.len()
+                && normalised[..prefix.len()].eq_ignore_ascii_case(prefix)
+                && (prefix.ends_with(['/', ':'])
+                    || normalised[prefix.len()..].is_empty()
+                    || normalised[prefix.len()..].starts_with(['/', ':', '?', '#']))
+        })
+    }
+}
+
+/// The identity name that needs no credentials.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// An account that authenticates with HTTP Basic.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub name: String,
+    /// An argon2 PHC string (`taxiway hash-password` makes one); never the password.
+    pub password_hash: String,
+}
+
+/// What an identity may do with a feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Right {
+    Read,
+    Write,
+    Subscribe,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -88,6 +181,33 @@ pub struct FeedConfig {
     /// Whether the feed can be polled.
     #[serde(default = "yes")]
     pub poll: bool,
+    /// Identities that may poll it and see it in feed information.
+    #[serde(default = "anyone")]
+    pub readers: Vec<String>,
+    /// Identities that may fill it through an inbox. Nobody unless granted.
+    #[serde(default)]
+    pub writers: Vec<String>,
+    /// Identities that may subscribe; the readers when not given.
+    #[serde(default)]
+    pub subscribers: Option<Vec<String>>,
+}
+
+impl FeedConfig {
+    /// Whether `identity` holds `right` on this feed.
+    pub fn allows(&self, right: Right, identity: &Identity) -> bool {
+        let names = match right {
+            Right::Read => &self.readers,
+            Right::Write => &self.writers,
+            Right::Subscribe => self.subscribers.as_ref().unwrap_or(&self.readers),
+        };
+        names.iter().any(|name| {
+            name == ANONYMOUS || matches!(identity, Identity::Named(who) if who == name)
+        })
+    }
+}
+
+fn anyone() -> Vec<String> {
+    vec![ANONYMOUS.to_owned()]
 }
 
 fn default_bindings() -> Vec<String> {
@@ -147,6 +267,39 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let mut accounts = BTreeSet::new();
+        for identity in &self.identities {
+            if identity.name.trim().is_empty() || identity.name.trim() != identity.name {
+                return invalid(format!(
+                    "identity name {:?} is empty or padded",
+                    identity.name
+                ));
+            }
+            if identity.name == ANONYMOUS || identity.name.contains(':') {
+                return invalid(format!("{:?} cannot name an account", identity.name));
+            }
+            if !accounts.insert(identity.name.as_str()) {
+                return invalid(format!("identity {} is defined twice", identity.name));
+            }
+            // Parsed as argon2 verification will: algorithm, parameters, salt, output.
+            let parsed = argon2::PasswordHash::new(&identity.password_hash)
+                .map_err(|error| error.to_string())
+                .and_then(|hash| {
+                    argon2::Algorithm::try_from(hash.algorithm.as_str())
+                        .and_then(|_| argon2::Params::try_from(&hash))
+                        .map_err(|error| error.to_string())?;
+                    match (hash.salt, hash.hash) {
+                        (Some(_), Some(_)) => Ok(()),
+                        _ => Err("no salt or no hash".to_owned()),
+                    }
+                });
+            if let Err(error) = parsed {
+                return invalid(format!(
+                    "the password_hash of {} is not an argon2 PHC string ({error}): make one with taxiway hash-password",
+                    identity.name
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         for feed in &self.feeds {
             if feed.name.trim().is_empty() || feed.name.trim() != feed.name {
@@ -157,6 +310,19 @@ impl Config {
             }
             if feed.content_bindings.is_empty() {
                 return invalid(format!("feed {} accepts no content binding", feed.name));
+            }
+            let granted = feed
+                .readers
+                .iter()
+                .chain(&feed.writers)
+                .chain(feed.subscribers.iter().flatten());
+            for name in granted {
+                if name != ANONYMOUS && !accounts.contains(name.as_str()) {
+                    return invalid(format!(
+                        "feed {} grants a right to the unknown identity {name}",
+                        feed.name
+                    ));
+                }
             }
         }
         let mut seen = BTreeSet::new();
@@ -241,5 +407,51 @@ mod tests {
         assert!(error.contains("unknown feed Nope"), "{error}");
         let unknown_key = "[server]\nlisten = \"127.0.0.1:1\"\nport = 3\n";
         assert!(Config::from_toml(unknown_key).is_err());
+    }
+
+    #[test]
+    fn rights_name_known_identities_and_hashes_are_phc_strings() {
+        let feed = |readers: &str| {
+            format!("[[feeds]]\nname = \"F\"\ndescription = \"d\"\nreaders = [{readers}]\n")
+        };
+        let error = Config::from_toml(&feed("\"bob\"")).unwrap_err().to_string();
+        assert!(error.contains("unknown identity bob"), "{error}");
+        assert!(Config::from_toml(&feed("\"anonymous\"")).is_ok());
+        for hash in [
+            "hunter2",
+            "$scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA",
+            "$argon2id$v=19$m=19456,t=2,p=1",
+        ] {
+            let text = format!("[[identities]]\nname = \"bob\"\npassword_hash = \"{hash}\"\n");
+            let error = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(
+                error.contains("not an argon2 PHC string"),
+                "{hash}: {error}"
+            );
+        }
+        let plaintext = "[[identities]]\nname = \"bob\"\npassword = \"x\"\npassword_hash = \"x\"\n";
+        assert!(Config::from_toml(plaintext).is_err());
+    }
+
+    #[test]
+    fn the_default_scenario_splits_free_and_for_pay_feeds() {
+        let config = Config::default_scenario();
+        let demo = Identity::Named("demo".into());
+        let public = config.feed("Public").unwrap();
+        assert!(public.allows(Right::Read, &Identity::Anonymous));
+        for name in ["Platinum", "Gold", "Silver"] {
+            let feed = config.feed(name).unwrap();
+            assert!(!feed.allows(Right::Read, &Identity::Anonymous), "{name}");
+            assert!(feed.allows(Right::Read, &demo), "{name}");
+            assert!(feed.allows(Right::Subscribe, &demo), "{name}");
+        }
+        // The password main.rs prints at start-up.
+        let hash = &config.identities[0].password_hash;
+        use argon2::PasswordVerifier;
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"taxiway-demo", hash.as_str())
+                .is_ok()
+        );
     }
 }

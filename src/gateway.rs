@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::adapters::taxii_http;
+use crate::adapters::taxii_push::PushWorker;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::services::Services;
 use crate::store::{SqliteStore, StoreError};
@@ -27,6 +29,8 @@ pub enum GatewayError {
     Store(#[from] StoreError),
     #[error("the HTTP server failed: {0}")]
     Server(std::io::Error),
+    #[error("cannot start push delivery: {0}")]
+    Push(reqwest::Error),
 }
 
 /// A running gateway.
@@ -34,8 +38,11 @@ pub struct Gateway {
     /// Where the HTTP listener is bound (useful when the configuration said port 0).
     pub local_addr: SocketAddr,
     pub config: Arc<Config>,
+    /// Checks the passwords of every adapter's requests.
+    pub authenticator: Arc<Authenticator>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<Result<(), std::io::Error>>,
+    push: PushWorker,
 }
 
 impl Gateway {
@@ -49,10 +56,13 @@ impl Gateway {
             .local_addr()
             .map_err(|source| GatewayError::Listen { address, source })?;
         config.server.listen = local_addr;
-        let store = SqliteStore::open(&config.server.data_dir).await?;
+        let store = Arc::new(SqliteStore::open(&config.server.data_dir).await?);
         let config = Arc::new(config);
+        let push = PushWorker::start(store.clone(), config.delivery.clone())
+            .map_err(GatewayError::Push)?;
         let services = Arc::new(Services::new(config.clone(), store));
-        let app = operations().merge(taxii_http::router(services));
+        let authenticator = Arc::new(Authenticator::new(&config));
+        let app = operations().merge(taxii_http::router(services, authenticator.clone()));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -65,20 +75,26 @@ impl Gateway {
         Ok(Gateway {
             local_addr,
             config,
+            authenticator,
             shutdown,
             server,
+            push,
         })
     }
 
     /// Stops accepting, lets requests in flight finish, and returns once they have.
     pub async fn stop(self) -> Result<(), GatewayError> {
         let _ = self.shutdown.send(());
-        join(self.server).await
+        let served = join(self.server).await;
+        self.push.stop().await;
+        served
     }
 
     /// Runs until the server ends.
     pub async fn wait(self) -> Result<(), GatewayError> {
-        join(self.server).await
+        let served = join(self.server).await;
+        self.push.stop().await;
+        served
     }
 }
 

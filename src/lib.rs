@@ -4,6 +4,7 @@
 //! codec ([`bindings`]); everything behind the codecs works on those messages.
 
 pub mod adapters;
+pub mod auth;
 pub mod bindings;
 pub mod config;
 pub mod core;

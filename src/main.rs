@@ -22,6 +22,24 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum OutboxAction {
+    /// Lists pushes not yet delivered (pending and dead), oldest first.
+    List {
+        /// Only the dead ones: those that failed too often and wait for a replay.
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, default_value = "./taxiway-data")]
+        data_dir: PathBuf,
+    },
+    /// Makes dead pushes pending again: the given ids, or all dead ones.
+    Replay {
+        #[arg(long, default_value = "./taxiway-data")]
+        data_dir: PathBuf,
+        ids: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Runs the gateway. With no configuration it serves the seed's Source
     /// (discovery at /, feeds at /feeds/public and /feeds/pay, an inbox at
@@ -37,6 +55,11 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Shows or replays the push outbox of a data directory.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Checks TAXII XML messages: prints each file's dialect and message type,
     /// or the status type it would be refused with and why.
     Validate {
@@ -46,6 +69,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Reads a password from the first line of standard input and prints its
+    /// argon2id hash, for an identity's password_hash.
+    HashPassword,
     /// Prints a TAXII XML message in another dialect; what was remapped or
     /// lost goes to standard error.
     Convert {
@@ -66,6 +92,8 @@ fn main() -> ExitCode {
         } => serve(config, listen, data_dir),
         Command::Validate { json, files } => validate(&files, json),
         Command::Convert { to, file } => convert(&file, to),
+        Command::HashPassword => hash_password(),
+        Command::Outbox { action } => outbox(action),
     };
     match result {
         Ok(code) => code,
@@ -93,7 +121,12 @@ fn serve(
                 .with_context(|| format!("cannot read {}", path.display()))?;
             Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
-        None => Config::default_scenario(),
+        None => {
+            // The fixed demo password of config/default.toml: it guards a
+            // local demo only.
+            println!("demo account: demo / {DEMO_PASSWORD}");
+            Config::default_scenario()
+        }
     };
     if let Some(listen) = listen {
         config.server.listen = listen;
@@ -126,6 +159,67 @@ fn serve(
         }
         tracing::info!("stopping: finishing requests in flight");
         gateway.stop().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The password of config/default.toml's demo account.
+const DEMO_PASSWORD: &str = "taxiway-demo";
+
+fn hash_password() -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    let hash = taxiway::auth::hash_password(password)
+        .map_err(|error| anyhow::anyhow!("cannot hash the password: {error}"))?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Most outbox rows `outbox list` prints.
+const OUTBOX_LIST_LIMIT: usize = 10_000;
+
+fn outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
+    use taxiway::store::{SqliteStore, Store};
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let data_dir = match &action {
+            OutboxAction::List { data_dir, .. } | OutboxAction::Replay { data_dir, .. } => data_dir,
+        };
+        // Refuse to create an empty store where the operator meant an existing one.
+        anyhow::ensure!(
+            data_dir.is_dir(),
+            "{} is not a data directory",
+            data_dir.display()
+        );
+        let store = SqliteStore::open(data_dir).await?;
+        match &action {
+            OutboxAction::List { dead, .. } => {
+                let rows = store.outbox(*dead, OUTBOX_LIST_LIMIT).await?;
+                println!("id\tstate\tattempts\tnext_attempt\tsubscription\tblock\tlast_error");
+                for row in &rows {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        row.id,
+                        row.state.name(),
+                        row.attempts,
+                        row.next_attempt,
+                        row.subscription_id,
+                        row.block_id,
+                        row.last_error.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            OutboxAction::Replay { ids, .. } => {
+                let replayed = store.replay(ids).await?;
+                println!("{replayed} dead push(es) made pending again");
+            }
+        }
+        store.close().await;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -14,6 +14,9 @@ async fn cabby(address: SocketAddr, tool: &'static str, args: Vec<String>) -> St
     let output = tokio::task::spawn_blocking(move || {
         Command::new(program)
             .args(["--host", "127.0.0.1", "--port", &address.port().to_string()])
+            // The demo account: the for-pay services and feeds need one.
+            .args(["--username", common::DEMO_USER])
+            .args(["--password", common::DEMO_PASSWORD])
             .args(&args)
             .output()
             .expect("cabby runs")

@@ -72,9 +72,11 @@ fn request_id(dialect: Dialect) -> &'static str {
     }
 }
 
-/// The headers a well-behaved client of `dialect` sends with a POST.
+/// The headers a well-behaved client of `dialect` sends with a POST, with
+/// the demo account's credentials: the for-pay feeds need an account.
 fn headers(dialect: Dialect) -> Vec<(&'static str, &'static str)> {
     let mut headers = vec![
+        ("Authorization", common::DEMO_AUTHORIZATION),
         ("Content-Type", "application/xml"),
         ("Accept", "application/xml"),
         ("X-TAXII-Content-Type", content_type(dialect)),

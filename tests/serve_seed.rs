@@ -60,6 +60,12 @@ async fn replay(
         request.push_str(&edit(line.clone()));
         request.push_str("\r\n");
     }
+    // The seed's requests carry no credentials (its for-pay services are
+    // HTTPS-protected); here the for-pay feeds and services need the demo account.
+    request.push_str(&format!(
+        "Authorization: {}\r\n",
+        common::DEMO_AUTHORIZATION
+    ));
     request.push_str(&format!(
         "Host: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

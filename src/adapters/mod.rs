@@ -2,3 +2,4 @@
 //! codecs, services and the store; never each other.
 
 pub mod taxii_http;
+pub mod taxii_push;

@@ -15,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::Authenticator;
 use crate::bindings::taxii_xml::{self, Limits, ParseError};
 use crate::core::*;
 use crate::services::{Services, status};
@@ -28,16 +29,21 @@ const X_TAXII_SERVICES: &str = "x-taxii-services";
 struct Shared<S> {
     services: Arc<Services<S>>,
     limits: Limits,
+    auth: Arc<Authenticator>,
 }
 
 /// The routes of every TAXII service of the configuration.
-pub fn router<S: Store>(services: Arc<Services<S>>) -> Router {
+pub fn router<S: Store>(services: Arc<Services<S>>, auth: Arc<Authenticator>) -> Router {
     let max_body = services.config().server.max_body_bytes;
     let limits = Limits {
         max_body_bytes: max_body,
         ..Limits::default()
     };
-    let shared = Arc::new(Shared { services, limits });
+    let shared = Arc::new(Shared {
+        services,
+        limits,
+        auth,
+    });
     Router::new()
         .fallback(handle::<S>)
         .layer(DefaultBodyLimit::max(max_body))
@@ -101,14 +107,114 @@ async fn handle<S: Store>(
     if let Some(refusal) = protocol_mismatch(&headers, dialect, &request) {
         return refusal.into_response(&headers);
     }
-    tracing::debug!(path, %dialect, kind = %request.kind(), id = %request.id, "request");
+    // Authenticated once the request is read, so that a refusal can answer
+    // its message id in its dialect.
+    let identity = match authenticate(&shared.auth, &headers).await {
+        Ok(identity) => identity,
+        Err(reason) => {
+            return Refusal::new(dialect, Some(&request.id), StatusType::Unauthorized, reason)
+                .into_response(&headers);
+        }
+    };
+    tracing::debug!(path, %dialect, kind = %request.kind(), id = %request.id, ?identity, "request");
     match shared
         .services
-        .handle(path, dialect, &Identity::Anonymous, request)
+        .handle(path, dialect, &identity, request)
         .await
     {
-        Some(reply) => reply_in(dialect, reply, &headers),
+        Some(reply) => {
+            let refused = match &reply.body {
+                Body::Status(status) => draft_status_of(&status.status_type),
+                _ => None,
+            };
+            let mut response = reply_in(dialect, reply, &headers);
+            // Only a reply written in the draft (not a 406) takes its code.
+            if let (Dialect::Draft, Some(code), true) =
+                (dialect, refused, response.status().is_success())
+            {
+                set_draft_status(&mut response, code);
+            }
+            response
+        }
         None => empty_reply(dialect),
+    }
+}
+
+/// The identity the request's credentials prove: anonymous without any,
+/// an account with a verified HTTP Basic password; otherwise the reason
+/// for refusing it.
+async fn authenticate(auth: &Arc<Authenticator>, headers: &HeaderMap) -> Result<Identity, String> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Identity::Anonymous);
+    };
+    let credentials = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, encoded)| base64_decode(encoded.trim()))
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    let Some(credentials) = credentials else {
+        return Err("the Authorization header is not HTTP Basic credentials".into());
+    };
+    let Some((user, password)) = credentials.split_once(':') else {
+        return Err("HTTP Basic credentials need a user and a password".into());
+    };
+    auth.verify(user, password).await.map_err(|_| {
+        tracing::info!(user, "HTTP Basic credentials refused");
+        "the user name or password is wrong".to_owned()
+    })
+}
+
+/// Standard base64 (RFC 4648, with padding), as HTTP Basic uses.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (at, chunk) in bytes.chunks(4).enumerate() {
+        let last = at + 1 == bytes.len() / 4;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut word = 0u32;
+        for &c in &chunk[..4 - pad] {
+            word = (word << 6) | u32::from(value(c)?);
+        }
+        word <<= 6 * pad as u32;
+        let [_, a, b, c] = word.to_be_bytes();
+        out.extend_from_slice(&[a, b, c][..3 - pad]);
+    }
+    Some(out)
+}
+
+/// The HTTP status the draft gives a refusal found while processing
+/// (D-HTTP 7: 401 when the client must authenticate, 403 without permission).
+fn draft_status_of(status_type: &StatusType) -> Option<StatusCode> {
+    match status_type {
+        StatusType::Unauthorized => Some(StatusCode::UNAUTHORIZED),
+        StatusType::Denied => Some(StatusCode::FORBIDDEN),
+        _ => None,
+    }
+}
+
+fn set_draft_status(response: &mut Response, code: StatusCode) {
+    *response.status_mut() = code;
+    if code == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"taxiway\""),
+        );
     }
 }
 
@@ -130,7 +236,7 @@ impl Refusal {
         let request = Message::new(in_response_to.unwrap_or("0"), Body::DiscoveryRequest);
         let draft_status = match status_type {
             StatusType::UnsupportedMessage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            _ => StatusCode::BAD_REQUEST,
+            ref other => draft_status_of(other).unwrap_or(StatusCode::BAD_REQUEST),
         };
         tracing::info!(%dialect, status = %status_type, %reason, "request refused");
         Refusal {
@@ -143,7 +249,7 @@ impl Refusal {
     fn into_response(self, headers: &HeaderMap) -> Response {
         let mut response = reply_in(self.dialect, *self.reply, headers);
         if self.dialect == Dialect::Draft {
-            *response.status_mut() = self.draft_status;
+            set_draft_status(&mut response, self.draft_status);
         }
         response
     }
@@ -401,4 +507,25 @@ fn taxii_response(dialect: Dialect, status: StatusCode, body: String) -> Respons
         set(X_TAXII_SERVICES, &ids.services_version);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_decode;
+
+    #[test]
+    fn base64_decodes_basic_credentials_and_refuses_garbage() {
+        let decoded = |text: &str| base64_decode(text).map(|b| String::from_utf8(b).unwrap());
+        assert_eq!(
+            decoded("ZGVtbzp0YXhpd2F5LWRlbW8=").as_deref(),
+            Some("demo:taxiway-demo")
+        );
+        assert_eq!(decoded("YTpi").as_deref(), Some("a:b"));
+        assert_eq!(decoded("YTo=").as_deref(), Some("a:"));
+        assert_eq!(decoded("YQ==").as_deref(), Some("a"));
+        assert_eq!(decoded("").as_deref(), Some(""));
+        for bad in ["YQ=", "Y===", "YQ==YTpi", "YT!i", "%%%"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
 }

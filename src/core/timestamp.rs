@@ -44,6 +44,15 @@ impl Timestamp {
         )
     }
 
+    /// The current time in UTC, at microsecond resolution (what labels carry).
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seconds = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+        Self::from_unix(seconds, since.subsec_micros() * 1000)
+    }
+
     pub fn offset_minutes(&self) -> Option<i16> {
         self.offset_minutes
     }

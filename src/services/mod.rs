@@ -2,9 +2,11 @@
 //! poll and inbox, on the hosted feeds of the store. Wire formats are the
 //! adapters' business: this module sees core messages only.
 
+mod subscriptions;
+
 use std::sync::Arc;
 
-use crate::config::{Config, FeedConfig, ServiceConfig, ServiceKind};
+use crate::config::{Config, FeedConfig, Right, ServiceConfig, ServiceKind};
 use crate::core::*;
 use crate::store::{NewBlock, PollQuery, Store, StoreError};
 
@@ -72,7 +74,7 @@ impl<S: Store> Services<S> {
         &self,
         path: &str,
         dialect: Dialect,
-        _identity: &Identity,
+        identity: &Identity,
         request: Message,
     ) -> Option<Message> {
         let services: Vec<&ServiceConfig> = self.config.services_at(path).collect();
@@ -104,11 +106,19 @@ impl<S: Store> Services<S> {
             ));
         };
         let outcome = match &request.body {
-            Body::DiscoveryRequest => Ok(self.discovery(dialect, &request)),
-            Body::FeedInformationRequest => Ok(self.feed_information(service, dialect, &request)),
-            Body::PollRequest(poll) => self.poll(service, dialect, &request, poll).await,
+            Body::DiscoveryRequest => Ok(self.discovery(dialect, identity, &request)),
+            Body::FeedInformationRequest => {
+                Ok(self.feed_information(service, dialect, identity, &request))
+            }
+            Body::PollRequest(poll) => self.poll(service, dialect, identity, &request, poll).await,
+            Body::SubscriptionManagementRequest(asked) => {
+                self.subscription_management(service, dialect, identity, &request, asked)
+                    .await
+            }
             Body::Inbox(inbox) => {
-                let reply = self.inbox(service, dialect, &request, inbox).await;
+                let reply = self
+                    .inbox(service, dialect, identity, &request, inbox)
+                    .await;
                 if dialect == Dialect::Draft && matches!(&reply, Ok(m) if is_success(m)) {
                     return None;
                 }
@@ -132,12 +142,14 @@ impl<S: Store> Services<S> {
         }))
     }
 
-    fn discovery(&self, dialect: Dialect, request: &Message) -> Message {
+    fn discovery(&self, dialect: Dialect, identity: &Identity, request: &Message) -> Message {
+        // Services the identity cannot use are hidden (seed 2.3.1: some are
+        // revealed only to authenticated parties).
         let services = self
             .config
             .services
             .iter()
-            .filter(|service| service.discoverable)
+            .filter(|service| service.discoverable && self.may_use(service, identity))
             .map(|service| ServiceInstance {
                 service_type: match service.kind {
                     ServiceKind::Discovery => ServiceType::Discovery,
@@ -170,8 +182,12 @@ impl<S: Store> Services<S> {
         &self,
         service: &ServiceConfig,
         dialect: Dialect,
+        identity: &Identity,
         request: &Message,
     ) -> Message {
+        if !self.may_use(service, identity) {
+            return refusal(request, dialect, identity, "see these feeds");
+        }
         let endpoint = |path: &str| Endpoint {
             protocol: Some(self.protocol()),
             address: Some(self.address(path)),
@@ -181,6 +197,9 @@ impl<S: Store> Services<S> {
             .feeds
             .iter()
             .filter_map(|name| self.config.feed(name))
+            .filter(|feed| {
+                feed.allows(Right::Read, identity) || feed.allows(Right::Subscribe, identity)
+            })
             .map(|feed| {
                 let polled_at = self.config.services.iter().filter(|s| {
                     s.kind == ServiceKind::Poll && s.feeds.contains(&feed.name) && feed.poll
@@ -221,6 +240,7 @@ impl<S: Store> Services<S> {
         &self,
         service: &ServiceConfig,
         dialect: Dialect,
+        identity: &Identity,
         request: &Message,
         poll: &PollRequest,
     ) -> Result<Message, StoreError> {
@@ -235,20 +255,38 @@ impl<S: Store> Services<S> {
                 format!("no feed {} can be polled here", poll.feed_name),
             ));
         };
-        if let Some(id) = &poll.subscription_id {
-            return Ok(status(
+        if !feed.allows(Right::Read, identity) {
+            return Ok(refusal(
                 request,
                 dialect,
-                StatusType::NotFound,
-                format!("no subscription {id} exists for {}", feed.name),
+                identity,
+                &format!("poll {}", feed.name),
             ));
         }
-        let wanted: Vec<String> = poll
-            .parameters
-            .iter()
-            .flat_map(|p| &p.selection.content_bindings)
-            .map(|b| b.id.clone())
-            .collect();
+        // Polling by subscription selects its feed's content by its bindings.
+        let subscribed = match &poll.subscription_id {
+            Some(id) => match self.subscription_for(&feed.name, id, identity).await? {
+                Some(s) if s.status != SubscriptionStatus::Unsubscribed => Some(s),
+                _ => {
+                    return Ok(status(
+                        request,
+                        dialect,
+                        StatusType::NotFound,
+                        format!("no subscription {id} exists for {}", feed.name),
+                    ));
+                }
+            },
+            None => None,
+        };
+        let wanted: Vec<String> = match &subscribed {
+            Some(subscription) => subscription.content_bindings.clone(),
+            None => poll
+                .parameters
+                .iter()
+                .flat_map(|p| &p.selection.content_bindings)
+                .map(|b| b.id.clone())
+                .collect(),
+        };
         let served: Vec<String> = wanted
             .iter()
             .filter(|id| feed.content_bindings.contains(id))
@@ -294,7 +332,7 @@ impl<S: Store> Services<S> {
                 more: None,
                 result_id: None,
                 result_part_number: None,
-                subscription_id: None,
+                subscription_id: subscribed.map(|s| s.id),
                 exclusive_begin: poll.exclusive_begin,
                 inclusive_end,
                 record_count: Some(RecordCount {
@@ -313,15 +351,27 @@ impl<S: Store> Services<S> {
         &self,
         service: &ServiceConfig,
         dialect: Dialect,
+        identity: &Identity,
         request: &Message,
         inbox: &InboxMessage,
     ) -> Result<Message, StoreError> {
         let destinations: Vec<&FeedConfig> = if inbox.destination_feeds.is_empty() {
-            service
+            // No destination named: the inbox's feeds the sender may fill.
+            let writable: Vec<&FeedConfig> = service
                 .feeds
                 .iter()
                 .filter_map(|name| self.config.feed(name))
-                .collect()
+                .filter(|feed| feed.allows(Right::Write, identity))
+                .collect();
+            if writable.is_empty() {
+                return Ok(refusal(
+                    request,
+                    dialect,
+                    identity,
+                    "fill this inbox's feeds",
+                ));
+            }
+            writable
         } else {
             let mut chosen = Vec::new();
             for name in &inbox.destination_feeds {
@@ -347,6 +397,14 @@ impl<S: Store> Services<S> {
                         return Ok(reply);
                     }
                 }
+            }
+            if let Some(closed) = chosen.iter().find(|f| !f.allows(Right::Write, identity)) {
+                return Ok(refusal(
+                    request,
+                    dialect,
+                    identity,
+                    &format!("fill {}", closed.name),
+                ));
             }
             chosen
         };
@@ -405,6 +463,23 @@ impl<S: Store> Services<S> {
         ))
     }
 
+    /// Whether discovery shows `service` to `identity`: it may read (or
+    /// subscribe to) one of its feeds, or for an inbox, fill one.
+    fn may_use(&self, service: &ServiceConfig, identity: &Identity) -> bool {
+        let mut feeds = service
+            .feeds
+            .iter()
+            .filter_map(|name| self.config.feed(name));
+        match service.kind {
+            ServiceKind::Discovery => true,
+            ServiceKind::Inbox => feeds.any(|feed| feed.allows(Right::Write, identity)),
+            ServiceKind::Poll => feeds.any(|feed| feed.allows(Right::Read, identity)),
+            ServiceKind::FeedManagement => feeds.any(|feed| {
+                feed.allows(Right::Read, identity) || feed.allows(Right::Subscribe, identity)
+            }),
+        }
+    }
+
     fn served_feed(&self, service: &ServiceConfig, name: &str) -> Option<&FeedConfig> {
         service
             .feeds
@@ -460,6 +535,17 @@ fn unsupported_content(request: &Message, dialect: Dialect, feed: &FeedConfig) -
             .collect();
     }
     reply
+}
+
+/// A request the identity has no right to: UNAUTHORIZED when anonymous, so
+/// that the client knows to authenticate; DENIED for an account.
+fn refusal(request: &Message, dialect: Dialect, identity: &Identity, what: &str) -> Message {
+    let (status_type, text) = match identity {
+        Identity::Anonymous => (StatusType::Unauthorized, format!("authenticate to {what}")),
+        Identity::Named(name) => (StatusType::Denied, format!("{name} may not {what}")),
+    };
+    tracing::info!(?identity, %status_type, %text, "request refused");
+    status(request, dialect, status_type, text)
 }
 
 fn is_success(message: &Message) -> bool {

@@ -8,7 +8,9 @@ mod sqlite;
 
 use std::future::Future;
 
-use crate::core::{ContentBinding, ContentBlock, Timestamp, XmlContent};
+use crate::core::{
+    ContentBinding, ContentBlock, Delivery, SubscriptionStatus, Timestamp, XmlContent,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -54,6 +56,73 @@ pub struct PollPage {
     pub more: bool,
 }
 
+/// A subscription to a hosted feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// Unguessable (a random UUID): holding it is what lets a subscriber manage it.
+    pub id: String,
+    pub feed: String,
+    pub status: SubscriptionStatus,
+    pub delivery: Delivery,
+    /// Content binding ids delivered; empty means any.
+    pub content_bindings: Vec<String>,
+    pub created: Timestamp,
+    /// The identity that subscribed; `None` for anonymous.
+    pub created_by: Option<String>,
+}
+
+impl Subscription {
+    /// Whether blocks of this binding are delivered to it.
+    pub fn wants(&self, binding_id: &str) -> bool {
+        self.content_bindings.is_empty() || self.content_bindings.iter().any(|b| b == binding_id)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutboxState {
+    Pending,
+    Delivered,
+    /// Failed too often; waits for an operator's replay.
+    Dead,
+}
+
+impl OutboxState {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Dead => "dead",
+        }
+    }
+}
+
+/// One content block to push to one subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub subscription_id: String,
+    pub block_id: i64,
+    pub attempts: u32,
+    pub next_attempt: Timestamp,
+    pub state: OutboxState,
+    pub last_error: Option<String>,
+}
+
+/// A claimed outbox row with what delivering it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub row: OutboxRow,
+    pub subscription: Subscription,
+    pub block: StoredBlock,
+}
+
+/// What happens to a row after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    At(Timestamp),
+    Dead,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The caller asked for something the store cannot hold; nothing was stored.
@@ -83,4 +152,132 @@ pub trait Store: Send + Sync + 'static {
         &self,
         feed: &str,
     ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
+
+    /// Stores a new subscription; content appended after this returns is
+    /// delivered to it (if it is a push subscription).
+    fn create_subscription(
+        &self,
+        subscription: Subscription,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn subscription(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Subscription>, StoreError>> + Send;
+
+    /// A feed's subscriptions, oldest first.
+    fn subscriptions_of(
+        &self,
+        feed: &str,
+    ) -> impl Future<Output = Result<Vec<Subscription>, StoreError>> + Send;
+
+    /// Sets a subscription's status; false if there is no such subscription.
+    fn set_subscription_status(
+        &self,
+        id: &str,
+        status: SubscriptionStatus,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Pending outbox rows due at `now` of active subscriptions, oldest first,
+    /// at most `limit`. A row is only due once every earlier pending row of
+    /// its subscription is due too, so a subscription's content goes in order.
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DueDelivery>, StoreError>> + Send;
+
+    fn mark_delivered(&self, row: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Counts a failed attempt and either schedules the next one or gives up.
+    fn record_failure(
+        &self,
+        row: i64,
+        error: &str,
+        retry: Retry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Outbox rows not yet delivered (pending and dead), or only the dead
+    /// ones, oldest first, at most `limit`.
+    fn outbox(
+        &self,
+        dead_only: bool,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
+
+    /// Makes dead rows pending again, due now: the given ones, or every dead
+    /// row when `ids` is empty. Returns how many were reset.
+    fn replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// A shared store is a store: the services and the delivery workers hold one each.
+impl<T: Store> Store for std::sync::Arc<T> {
+    fn append(
+        &self,
+        blocks: Vec<NewBlock>,
+    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send {
+        (**self).append(blocks)
+    }
+    fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send {
+        (**self).poll(query)
+    }
+    fn latest_label(
+        &self,
+        feed: &str,
+    ) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send {
+        (**self).latest_label(feed)
+    }
+    fn create_subscription(
+        &self,
+        subscription: Subscription,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_subscription(subscription)
+    }
+    fn subscription(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Subscription>, StoreError>> + Send {
+        (**self).subscription(id)
+    }
+    fn subscriptions_of(
+        &self,
+        feed: &str,
+    ) -> impl Future<Output = Result<Vec<Subscription>, StoreError>> + Send {
+        (**self).subscriptions_of(feed)
+    }
+    fn set_subscription_status(
+        &self,
+        id: &str,
+        status: SubscriptionStatus,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).set_subscription_status(id, status)
+    }
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DueDelivery>, StoreError>> + Send {
+        (**self).claim_due(now, limit)
+    }
+    fn mark_delivered(&self, row: i64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).mark_delivered(row)
+    }
+    fn record_failure(
+        &self,
+        row: i64,
+        error: &str,
+        retry: Retry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_failure(row, error, retry)
+    }
+    fn outbox(
+        &self,
+        dead_only: bool,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send {
+        (**self).outbox(dead_only, limit)
+    }
+    fn replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).replay(ids)
+    }
 }

@@ -21,8 +21,14 @@ use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{NewBlock, PollPage, PollQuery, Store, StoreError, StoredBlock};
-use crate::core::{ContentBinding, ContentBlock, Timestamp, XmlContent};
+use super::{
+    DueDelivery, NewBlock, OutboxRow, OutboxState, PollPage, PollQuery, Retry, Store, StoreError,
+    StoredBlock, Subscription,
+};
+use crate::core::{
+    ContentBinding, ContentBlock, Delivery, Dialect, MessageBinding, ProtocolBinding,
+    PushParameters, SubscriptionStatus, Timestamp, XmlContent,
+};
 
 const DATABASE_FILE: &str = "taxiway.sqlite3";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,10 +39,35 @@ const QUEUE_CAPACITY: usize = 4096;
 const READ_CONNECTIONS: u32 = 4;
 
 /// Schema migrations in the order they apply; a version is never reused.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/sqlite/0001_content_blocks.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/sqlite/0001_content_blocks.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_subscriptions_outbox.sql"),
+    ),
+];
+
+// Macros rather than constants: sqlx takes only static SQL, built with concat!.
+macro_rules! subscription_columns {
+    () => {
+        "s.id AS s_id, s.feed AS s_feed, s.status AS s_status, \
+     s.delivery AS s_delivery, s.push_address AS s_push_address, \
+     s.push_protocol AS s_push_protocol, s.message_binding AS s_message_binding, \
+     s.content_bindings AS s_content_bindings, s.created_us AS s_created_us, \
+     s.created_by AS s_created_by"
+    };
+}
+
+macro_rules! outbox_columns {
+    () => {
+        "o.id AS o_id, o.subscription_id AS o_subscription_id, \
+     o.block_id AS block_id, o.attempts AS o_attempts, o.next_attempt_us AS o_next_attempt_us, \
+     o.state AS o_state, o.last_error AS o_last_error"
+    };
+}
 
 type Reply = oneshot::Sender<Result<Vec<StoredBlock>, StoreError>>;
 
@@ -49,6 +80,9 @@ struct AppendRequest {
 pub struct SqliteStore {
     requests: mpsc::Sender<AppendRequest>,
     readers: SqlitePool,
+    /// One connection for the small writes of subscriptions and the outbox;
+    /// SQLite serialises it with the appending writer.
+    control: SqlitePool,
     commits: Arc<AtomicU64>,
     writer: JoinHandle<()>,
 }
@@ -79,9 +113,14 @@ impl SqliteStore {
         // Read-only, so that nothing but the writer can ever write.
         let readers = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
             .map_err(|e| map_error("cannot open the read connections", e))?;
+        let control = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base)
+            .await
+            .map_err(|e| map_error("cannot open the control connection", e))?;
 
         let commits = Arc::new(AtomicU64::new(0));
         let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
@@ -96,6 +135,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             requests,
             readers,
+            control,
             commits,
             writer,
         })
@@ -115,6 +155,7 @@ impl SqliteStore {
             tracing::error!("the store's writer task failed: {e}");
         }
         self.readers.close().await;
+        self.control.close().await;
     }
 }
 
@@ -174,7 +215,7 @@ impl Store for SqliteStore {
         let blocks = rows
             .iter()
             .take(query.limit)
-            .map(|row| stored_block(&query.feed, row))
+            .map(|row| stored_block(&query.feed, row, "id"))
             .collect::<Result<_, _>>()?;
         Ok(PollPage { blocks, more })
     }
@@ -187,6 +228,299 @@ impl Store for SqliteStore {
                 .await
                 .map_err(|e| map_error("reading the latest label failed", e))?;
         Ok(latest.map(from_micros))
+    }
+
+    async fn create_subscription(&self, subscription: Subscription) -> Result<(), StoreError> {
+        let (kind, address, protocol, binding) = match &subscription.delivery {
+            Delivery::Push(push) => (
+                "push",
+                Some(push.address.clone()),
+                Some(protocol_text(&push.protocol)),
+                Some(binding_text(&push.message_binding)),
+            ),
+            Delivery::Poll { message_binding } => (
+                "poll",
+                None,
+                None,
+                message_binding.as_ref().map(binding_text),
+            ),
+        };
+        let bindings = serde_json::to_string(&subscription.content_bindings)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode the bindings: {e}")))?;
+        sqlx::query(
+            "INSERT INTO subscriptions \
+             (id, feed, status, delivery, push_address, push_protocol, message_binding, \
+              content_bindings, created_us, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(&subscription.id)
+        .bind(&subscription.feed)
+        .bind(status_text(subscription.status))
+        .bind(kind)
+        .bind(address)
+        .bind(protocol)
+        .bind(binding)
+        .bind(bindings)
+        .bind(to_micros(subscription.created))
+        .bind(&subscription.created_by)
+        .execute(&self.control)
+        .await
+        .map_err(|e| map_error("storing a subscription failed", e))?;
+        Ok(())
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions s WHERE s.id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(|e| map_error("reading a subscription failed", e))?;
+        row.as_ref().map(subscription_of).transpose()
+    }
+
+    async fn subscriptions_of(&self, feed: &str) -> Result<Vec<Subscription>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM subscriptions s WHERE s.feed = ?1 ORDER BY s.created_us, s.id"
+        ))
+        .bind(feed)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(|e| map_error("reading subscriptions failed", e))?;
+        rows.iter().map(subscription_of).collect()
+    }
+
+    async fn set_subscription_status(
+        &self,
+        id: &str,
+        status: SubscriptionStatus,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE subscriptions SET status = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(status_text(status))
+            .execute(&self.control)
+            .await
+            .map_err(|e| map_error("updating a subscription failed", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let now = to_micros(now);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            ", ",
+            subscription_columns!(),
+            ", b.label_us, b.binding_id, b.subtype, b.content_kind, b.content \
+             FROM outbox o \
+             JOIN subscriptions s ON s.id = o.subscription_id \
+             JOIN content_blocks b ON b.id = o.block_id \
+             WHERE o.state = 'pending' AND o.next_attempt_us <= ?1 \
+               AND s.status = 'ACTIVE' AND s.delivery = 'push' \
+               AND NOT EXISTS (SELECT 1 FROM outbox e \
+                   WHERE e.subscription_id = o.subscription_id AND e.state = 'pending' \
+                     AND e.id < o.id AND e.next_attempt_us > ?1) \
+             ORDER BY o.id LIMIT ?2"
+        ))
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(|e| map_error("claiming outbox rows failed", e))?;
+        rows.iter()
+            .map(|row| {
+                let subscription = subscription_of(row)?;
+                Ok(DueDelivery {
+                    row: outbox_row_of(row)?,
+                    block: stored_block(&subscription.feed, row, "block_id")?,
+                    subscription,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_delivered(&self, row: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_error = NULL \
+             WHERE id = ?1",
+        )
+        .bind(row)
+        .execute(&self.control)
+        .await
+        .map_err(|e| map_error("marking a delivery failed", e))?;
+        Ok(())
+    }
+
+    async fn record_failure(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
+        let (state, next) = match retry {
+            Retry::At(at) => ("pending", Some(to_micros(at))),
+            Retry::Dead => ("dead", None),
+        };
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
+                 next_attempt_us = COALESCE(?4, next_attempt_us) \
+             WHERE id = ?1 AND state = 'pending'",
+        )
+        .bind(row)
+        .bind(error)
+        .bind(state)
+        .bind(next)
+        .execute(&self.control)
+        .await
+        .map_err(|e| map_error("recording a failed delivery failed", e))?;
+        Ok(())
+    }
+
+    async fn outbox(&self, dead_only: bool, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox o \
+             WHERE o.state = 'dead' OR (?1 = 0 AND o.state = 'pending') \
+             ORDER BY o.id LIMIT ?2"
+        ))
+        .bind(i64::from(dead_only))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(|e| map_error("listing the outbox failed", e))?;
+        rows.iter().map(outbox_row_of).collect()
+    }
+
+    async fn replay(&self, ids: &[i64]) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode the ids: {e}")))?;
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_us = ?1 \
+             WHERE state = 'dead' \
+               AND (json_array_length(?2) = 0 OR id IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(now_micros())
+        .bind(ids)
+        .execute(&self.control)
+        .await
+        .map_err(|e| map_error("replaying the outbox failed", e))?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn subscription_of(row: &SqliteRow) -> Result<Subscription, StoreError> {
+    let read = |e| map_error("reading a subscription failed", e);
+    let id: String = row.try_get("s_id").map_err(read)?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {id} has {what}"));
+    let status = match row.try_get::<String, _>("s_status").map_err(read)?.as_str() {
+        "ACTIVE" => SubscriptionStatus::Active,
+        "PAUSED" => SubscriptionStatus::Paused,
+        "UNSUBSCRIBED" => SubscriptionStatus::Unsubscribed,
+        other => return Err(corrupt(&format!("an unknown status {other:?}"))),
+    };
+    let binding: Option<String> = row.try_get("s_message_binding").map_err(read)?;
+    let message_binding = binding.as_deref().map(binding_of);
+    let delivery = match row
+        .try_get::<String, _>("s_delivery")
+        .map_err(read)?
+        .as_str()
+    {
+        "push" => {
+            let address: Option<String> = row.try_get("s_push_address").map_err(read)?;
+            let protocol: Option<String> = row.try_get("s_push_protocol").map_err(read)?;
+            match (address, protocol, message_binding) {
+                (Some(address), Some(protocol), Some(message_binding)) => {
+                    Delivery::Push(PushParameters {
+                        protocol: protocol_of(&protocol),
+                        address,
+                        message_binding,
+                    })
+                }
+                _ => return Err(corrupt("incomplete push parameters")),
+            }
+        }
+        "poll" => Delivery::Poll { message_binding },
+        other => return Err(corrupt(&format!("an unknown delivery {other:?}"))),
+    };
+    let bindings: String = row.try_get("s_content_bindings").map_err(read)?;
+    let content_bindings =
+        serde_json::from_str(&bindings).map_err(|_| corrupt("unreadable content bindings"))?;
+    Ok(Subscription {
+        feed: row.try_get("s_feed").map_err(read)?,
+        status,
+        delivery,
+        content_bindings,
+        created: from_micros(row.try_get("s_created_us").map_err(read)?),
+        created_by: row.try_get("s_created_by").map_err(read)?,
+        id,
+    })
+}
+
+fn outbox_row_of(row: &SqliteRow) -> Result<OutboxRow, StoreError> {
+    let read = |e| map_error("reading an outbox row failed", e);
+    let id: i64 = row.try_get("o_id").map_err(read)?;
+    let state = match row.try_get::<String, _>("o_state").map_err(read)?.as_str() {
+        "pending" => OutboxState::Pending,
+        "delivered" => OutboxState::Delivered,
+        "dead" => OutboxState::Dead,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "outbox row {id} has an unknown state {other:?}"
+            )));
+        }
+    };
+    let attempts: i64 = row.try_get("o_attempts").map_err(read)?;
+    Ok(OutboxRow {
+        id,
+        subscription_id: row.try_get("o_subscription_id").map_err(read)?,
+        block_id: row.try_get("block_id").map_err(read)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt: from_micros(row.try_get("o_next_attempt_us").map_err(read)?),
+        state,
+        last_error: row.try_get("o_last_error").map_err(read)?,
+    })
+}
+
+fn status_text(status: SubscriptionStatus) -> &'static str {
+    match status {
+        SubscriptionStatus::Active => "ACTIVE",
+        SubscriptionStatus::Paused => "PAUSED",
+        SubscriptionStatus::Unsubscribed => "UNSUBSCRIBED",
+    }
+}
+
+fn protocol_text(protocol: &ProtocolBinding) -> String {
+    match protocol {
+        ProtocolBinding::Http => "http".to_owned(),
+        ProtocolBinding::Https => "https".to_owned(),
+        ProtocolBinding::Other(uri) => uri.clone(),
+    }
+}
+
+fn protocol_of(text: &str) -> ProtocolBinding {
+    match text {
+        "http" => ProtocolBinding::Http,
+        "https" => ProtocolBinding::Https,
+        other => ProtocolBinding::Other(other.to_owned()),
+    }
+}
+
+fn binding_text(binding: &MessageBinding) -> String {
+    match binding {
+        MessageBinding::Xml(dialect) => dialect.name().to_owned(),
+        MessageBinding::Other(uri) => uri.clone(),
+    }
+}
+
+fn binding_of(text: &str) -> MessageBinding {
+    match text.parse::<Dialect>() {
+        Ok(dialect) => MessageBinding::Xml(dialect),
+        Err(_) => MessageBinding::Other(text.to_owned()),
     }
 }
 
@@ -240,6 +574,9 @@ impl Writer {
         let now = now_micros();
         // Labels given in this transaction; kept only if it commits.
         let mut labels: HashMap<&str, i64> = HashMap::new();
+        // Push subscriptions per feed, read inside the transaction so that a
+        // subscription committed before it gets every later block.
+        let mut pushes: HashMap<&str, Vec<(String, Vec<String>)>> = HashMap::new();
         let mut answers = Vec::with_capacity(batch.len());
 
         for request in batch {
@@ -282,11 +619,32 @@ impl Writer {
                 .await
                 .map_err(|e| map_error("storing a content block failed", e))?;
 
+                let block_id = done.last_insert_rowid();
+                if !pushes.contains_key(feed) {
+                    let subscribers = push_subscribers(&mut tx, feed).await?;
+                    pushes.insert(feed, subscribers);
+                }
+                for (subscription, bindings) in &pushes[feed] {
+                    if !bindings.is_empty() && !bindings.contains(&new.binding.id) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO outbox (subscription_id, block_id, next_attempt_us, state) \
+                         VALUES (?1, ?2, ?3, 'pending')",
+                    )
+                    .bind(subscription)
+                    .bind(block_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_error("queueing a push failed", e))?;
+                }
+
                 let mut block = ContentBlock::new(new.binding.clone(), new.content.clone());
                 let label = from_micros(label);
                 block.timestamp_label = Some(label);
                 stored.push(StoredBlock {
-                    id: done.last_insert_rowid(),
+                    id: block_id,
                     feed: new.feed.clone(),
                     label,
                     block,
@@ -303,6 +661,33 @@ impl Writer {
         }
         Ok(answers)
     }
+}
+
+/// Active and paused push subscriptions of a feed, with their content
+/// bindings: paused ones keep queueing so that RESUME leaves no gap.
+async fn push_subscribers(
+    conn: &mut SqliteConnection,
+    feed: &str,
+) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, content_bindings FROM subscriptions \
+         WHERE feed = ?1 AND delivery = 'push' AND status IN ('ACTIVE', 'PAUSED')",
+    )
+    .bind(feed)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| map_error("reading push subscriptions failed", e))?;
+    rows.iter()
+        .map(|row| {
+            let read = |e| map_error("reading push subscriptions failed", e);
+            let id: String = row.try_get("id").map_err(read)?;
+            let bindings: String = row.try_get("content_bindings").map_err(read)?;
+            let bindings = serde_json::from_str(&bindings).map_err(|_| {
+                StoreError::Corrupt(format!("subscription {id} has unreadable content bindings"))
+            })?;
+            Ok((id, bindings))
+        })
+        .collect()
 }
 
 /// Applies the migrations this version knows and has not yet applied, all in
@@ -348,9 +733,9 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
         .map_err(|e| map_error("committing the schema migrations failed", e))
 }
 
-fn stored_block(feed: &str, row: &SqliteRow) -> Result<StoredBlock, StoreError> {
+fn stored_block(feed: &str, row: &SqliteRow, id_column: &str) -> Result<StoredBlock, StoreError> {
     let read = |e| map_error("reading a content block failed", e);
-    let id: i64 = row.try_get("id").map_err(read)?;
+    let id: i64 = row.try_get(id_column).map_err(read)?;
     let label = from_micros(row.try_get("label_us").map_err(read)?);
     let binding_id: String = row.try_get("binding_id").map_err(read)?;
     let subtype: Option<String> = row.try_get("subtype").map_err(read)?;

@@ -88,3 +88,37 @@ pub async fn http(
         .collect();
     (status, headers, raw[split + 4..].to_vec())
 }
+
+/// The default scenario's demo account (config/default.toml), which the
+/// for-pay feeds need.
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "taxiway-demo";
+
+/// An `Authorization` header value for HTTP Basic.
+pub fn basic(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::from("Basic ");
+    for chunk in bytes.chunks(3) {
+        let word = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |word, (at, &b)| word | u32::from(b) << (16 - 8 * at));
+        for at in 0..4 {
+            if at <= chunk.len() {
+                out.push(ALPHABET[(word >> (18 - 6 * at) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The demo account's `Authorization` header value.
+pub fn demo_auth() -> String {
+    basic(DEMO_USER, DEMO_PASSWORD)
+}
+
+/// `basic(DEMO_USER, DEMO_PASSWORD)`, for header lists of `&'static str`.
+pub const DEMO_AUTHORIZATION: &str = "Basic ZGVtbzp0YXhpd2F5LWRlbW8=";

@@ -1,0 +1,267 @@
+//! Egress: pushes hosted content to push subscriptions' inboxes, draining the
+//! store's durable outbox.
+//!
+//! Each outbox row (one content block for one subscription) becomes one
+//! Inbox_Message (a draft STIX message) in the subscriber's dialect. A row is
+//! marked delivered only once the subscriber acknowledged it, so delivery is
+//! at-least-once; the message id is derived from the subscription and the row,
+//! so a retry carries the same id and a receiver can drop the duplicate.
+//! Failures back off exponentially; after `max_attempts` a row is dead until an
+//! operator replays it. A failed row holds back the later rows of its
+//! subscription, so that each subscriber receives its feed in order.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bindings::taxii_xml;
+use crate::config::DeliveryConfig;
+use crate::core::*;
+use crate::store::{DueDelivery, Retry, Store};
+
+/// Rows claimed at once.
+const BATCH: usize = 64;
+/// How often an idle worker looks for new rows.
+const IDLE: Duration = Duration::from_millis(100);
+/// How long one POST may take, connection included.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// The most of a subscriber's answer read: a status message is small.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+/// The running delivery loop.
+pub struct PushWorker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl PushWorker {
+    pub fn start<S: Store>(store: S, config: DeliveryConfig) -> Result<PushWorker, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            // An allowed destination must not be able to redirect the gateway
+            // to an address the allow-list would refuse.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(store, config, client, stopped));
+        Ok(PushWorker { stop, task })
+    }
+
+    /// Stops the loop, abandoning a POST in flight: its row stays pending
+    /// and is pushed again after the next start.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!("the push worker failed: {e}");
+        }
+    }
+}
+
+async fn run<S: Store>(
+    store: S,
+    config: DeliveryConfig,
+    client: reqwest::Client,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let claimed = match store.claim_due(Timestamp::now(), BATCH).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        let full = claimed.len() == BATCH;
+        // Subscriptions whose earlier row just failed: their later rows wait.
+        let mut held: HashSet<String> = HashSet::new();
+        for due in claimed {
+            if held.contains(&due.subscription.id) {
+                continue;
+            }
+            let outcome = tokio::select! {
+                outcome = deliver(&client, &config, &due) => outcome,
+                _ = stop.changed() => return,
+            };
+            metrics::counter!("taxiway_push_attempts_total").increment(1);
+            let recorded = match outcome {
+                Ok(()) => {
+                    tracing::debug!(row = due.row.id, subscription = %due.subscription.id, "pushed");
+                    store.mark_delivered(due.row.id).await
+                }
+                Err(reason) => {
+                    metrics::counter!("taxiway_push_failures_total").increment(1);
+                    held.insert(due.subscription.id.clone());
+                    let attempts = due.row.attempts.saturating_add(1);
+                    let retry = if attempts >= config.max_attempts {
+                        Retry::Dead
+                    } else {
+                        Retry::At(after(backoff(&config, attempts)))
+                    };
+                    tracing::warn!(row = due.row.id, subscription = %due.subscription.id,
+                        attempts, ?retry, %reason, "push failed");
+                    store.record_failure(due.row.id, &reason, retry).await
+                }
+            };
+            if let Err(error) = recorded {
+                tracing::error!(%error, row = due.row.id, "cannot record a push outcome");
+            }
+        }
+        if !full {
+            tokio::select! {
+                _ = tokio::time::sleep(IDLE) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// The wait after the `attempts`-th failure: the initial backoff, doubled
+/// for each failure after the first, capped.
+fn backoff(config: &DeliveryConfig, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(32);
+    let millis = config.initial_backoff_ms.saturating_mul(1u64 << doublings);
+    Duration::from_millis(millis).min(MAX_BACKOFF)
+}
+
+fn after(wait: Duration) -> Timestamp {
+    let nanos = Timestamp::now().unix_nanos() + wait.as_nanos() as i128;
+    Timestamp::from_unix(
+        i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
+        nanos.rem_euclid(1_000_000_000) as u32,
+    )
+}
+
+/// One row to its subscriber; `Err` says why it was not acknowledged.
+async fn deliver(
+    client: &reqwest::Client,
+    config: &DeliveryConfig,
+    due: &DueDelivery,
+) -> Result<(), String> {
+    let Delivery::Push(push) = &due.subscription.delivery else {
+        return Err("not a push subscription".to_owned());
+    };
+    // Checked again: the allow-list may have shrunk since it subscribed.
+    if !config.allows(&push.address) {
+        return Err(format!(
+            "{} is no longer an allowed destination",
+            push.address
+        ));
+    }
+    let MessageBinding::Xml(dialect) = push.message_binding else {
+        return Err("the subscriber's message binding is not TAXII XML".to_owned());
+    };
+    let message = inbox_message(due, dialect);
+    let body = taxii_xml::convert(message, dialect, dialect)
+        .map_err(|e| e.to_string())
+        .and_then(|c| taxii_xml::serialize(&c.message, dialect).map_err(|e| e.to_string()))?;
+    let ids = taxii_xml::ids().dialect(dialect);
+    let protocol = if push.address.starts_with("https:") {
+        &ids.protocol_https
+    } else {
+        &ids.protocol_http
+    };
+    let mut request = client
+        .post(&push.address)
+        .header(CONTENT_TYPE, "application/xml")
+        .header(ACCEPT, "application/xml")
+        .header("X-TAXII-Content-Type", &ids.content_type)
+        .header("X-TAXII-Accept", &ids.content_type)
+        .header("X-TAXII-Protocol", protocol);
+    if dialect != Dialect::Draft {
+        request = request.header("X-TAXII-Services", &ids.services_version);
+    }
+    let mut response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {} failed: {e}", push.address))?;
+    let code = response.status();
+    if !code.is_success() {
+        return Err(format!("{} answered HTTP {code}", push.address));
+    }
+    // The draft's push is one-way: a 2xx is all it answers.
+    if dialect == Dialect::Draft {
+        return Ok(());
+    }
+    let mut answer = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer failed: {e}"))?
+    {
+        if answer.len() + chunk.len() > MAX_ANSWER {
+            return Err("the answer is too large for a status message".to_owned());
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    let parsed = taxii_xml::parse(&answer)
+        .map_err(|e| format!("the answer is not a TAXII message: {}", e.reason))?;
+    match parsed.message.body {
+        Body::Status(status) if status.status_type == StatusType::Success => Ok(()),
+        Body::Status(status) => Err(format!(
+            "answered {}{}",
+            status.status_type.name(),
+            status.message.map(|m| format!(": {m}")).unwrap_or_default()
+        )),
+        other => Err(format!("answered a {}", other.kind())),
+    }
+}
+
+/// The Inbox_Message (draft: STIX message) carrying one row's block.
+fn inbox_message(due: &DueDelivery, dialect: Dialect) -> Message {
+    let mut block = due.block.block.clone();
+    block.timestamp_label = Some(due.block.label);
+    let inbox = InboxMessage {
+        result_id: None,
+        destination_feeds: Vec::new(),
+        message: None,
+        source_subscription: Some(SourceSubscription {
+            feed_name: Some(due.subscription.feed.clone()),
+            subscription_id: Some(due.subscription.id.clone()),
+            exclusive_begin: None,
+            inclusive_end: Some(due.block.label),
+        }),
+        record_count: None,
+        content_blocks: vec![block],
+    };
+    Message::new(message_id(due, dialect), Body::Inbox(inbox))
+}
+
+/// The same id on every attempt of a row, in the dialect's form.
+fn message_id(due: &DueDelivery, dialect: Dialect) -> String {
+    let base = uuid::Uuid::parse_str(&due.subscription.id)
+        .map(|u| u.as_u128())
+        .unwrap_or_default();
+    let id = base ^ u128::from(due.row.id.unsigned_abs());
+    let uuid = uuid::Uuid::from_u128(id);
+    match dialect {
+        Dialect::Draft => uuid.simple().to_string(),
+        Dialect::V10 => id.to_string(),
+        Dialect::V11 => uuid.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let config = DeliveryConfig {
+            initial_backoff_ms: 1000,
+            ..DeliveryConfig::default()
+        };
+        assert_eq!(backoff(&config, 1), Duration::from_secs(1));
+        assert_eq!(backoff(&config, 2), Duration::from_secs(2));
+        assert_eq!(backoff(&config, 4), Duration::from_secs(8));
+        assert_eq!(backoff(&config, 40), MAX_BACKOFF);
+    }
+}

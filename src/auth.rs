@@ -1,0 +1,225 @@
+//! Password authentication for the adapters: argon2 verification of the
+//! configured identities, behind a cache of recent successes so that a
+//! client sending Basic credentials on every request does not pay a full
+//! argon2 verification each time.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+
+use crate::config::Config;
+use crate::core::Identity;
+
+/// Most successes remembered at once.
+pub const CACHE_ENTRIES: usize = 1024;
+/// How long a remembered success spares a verification.
+pub const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// Why credentials were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// An unknown user or a wrong password: not told apart, so that
+    /// accounts cannot be enumerated.
+    BadCredentials,
+}
+
+pub struct Authenticator {
+    /// Account name to its PHC string.
+    hashes: HashMap<String, String>,
+    /// Server-random secret the cache keys are derived with.
+    key: [u8; 32],
+    cache: Mutex<HashMap<[u8; 32], Instant>>,
+    verifications: AtomicU64,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("accounts", &self.hashes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(config: &Config) -> Authenticator {
+        let mut key = [0; 32];
+        key[..16].copy_from_slice(&argon2::password_hash::generate_salt());
+        key[16..].copy_from_slice(&argon2::password_hash::generate_salt());
+        Authenticator {
+            hashes: config
+                .identities
+                .iter()
+                .map(|identity| (identity.name.clone(), identity.password_hash.clone()))
+                .collect(),
+            key,
+            cache: Mutex::new(HashMap::new()),
+            verifications: AtomicU64::new(0),
+        }
+    }
+
+    /// How many full argon2 verifications have run (cache misses).
+    pub fn full_verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// The identity `user` proves with `password`. The argon2 work runs on
+    /// the blocking pool, off the async workers.
+    pub async fn verify(
+        self: &Arc<Self>,
+        user: &str,
+        password: &str,
+    ) -> Result<Identity, AuthError> {
+        let Some(hash) = self.hashes.get(user) else {
+            // Spend what a known user costs, so timing does not tell
+            // which accounts exist.
+            if let Some(any) = self.hashes.values().next().cloned() {
+                let this = self.clone();
+                let password = password.to_owned();
+                let _ =
+                    tokio::task::spawn_blocking(move || this.full_verify(&any, &password)).await;
+            }
+            return Err(AuthError::BadCredentials);
+        };
+        // Keyed by the hash too: a changed hash orphans the old entries.
+        let entry = self.cache_key(user, hash, password);
+        if self.remembered(&entry) {
+            return Ok(Identity::Named(user.to_owned()));
+        }
+        let this = self.clone();
+        let (hash, password) = (hash.clone(), password.to_owned());
+        let verified = tokio::task::spawn_blocking(move || this.full_verify(&hash, &password))
+            .await
+            .unwrap_or(false);
+        if !verified {
+            return Err(AuthError::BadCredentials);
+        }
+        self.remember(entry);
+        Ok(Identity::Named(user.to_owned()))
+    }
+
+    fn full_verify(&self, hash: &str, password: &str) -> bool {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        Argon2::default()
+            .verify_password(password.as_bytes(), hash)
+            .is_ok()
+    }
+
+    /// A keyed one-way digest of the credentials: argon2 at its lowest cost
+    /// (8 KiB, one pass, microseconds) with the server key as its secret, so
+    /// that the cache holds nothing a password can be recovered or guessed
+    /// offline from. (Its Blake2b is the only cryptographic hash in reach
+    /// without a new dependency.)
+    fn cache_key(&self, user: &str, hash: &str, password: &str) -> [u8; 32] {
+        let mut input = Vec::with_capacity(16 + user.len() + hash.len() + password.len());
+        for part in [user, hash, password] {
+            input.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            input.extend_from_slice(part.as_bytes());
+        }
+        let mut out = [0; 32];
+        let params = Params::new(8, 1, 1, Some(out.len())).expect("argon2's minimum parameters");
+        Argon2::new_with_secret(&self.key, Algorithm::Argon2id, Version::V0x13, params)
+            .and_then(|argon| argon.hash_password_into(&input, b"taxiway-auth-cache", &mut out))
+            .expect("a 32-byte secret and a long enough salt");
+        out
+    }
+
+    fn remembered(&self, entry: &[u8; 32]) -> bool {
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .get(entry)
+            .is_some_and(|since| since.elapsed() < CACHE_TTL)
+    }
+
+    fn remember(&self, entry: [u8; 32]) {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() >= CACHE_ENTRIES {
+            cache.retain(|_, since| since.elapsed() < CACHE_TTL);
+        }
+        if cache.len() >= CACHE_ENTRIES {
+            let oldest = cache
+                .iter()
+                .min_by_key(|(_, since)| **since)
+                .map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                cache.remove(&oldest);
+            }
+        }
+        cache.insert(entry, Instant::now());
+    }
+}
+
+/// An argon2id PHC string for `password`, with default parameters and a
+/// random salt.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes())?
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authenticator(hash: &str) -> Arc<Authenticator> {
+        let config = Config::from_toml(&format!(
+            "[[identities]]\nname = \"ann\"\npassword_hash = \"{hash}\"\n"
+        ))
+        .unwrap();
+        Arc::new(Authenticator::new(&config))
+    }
+
+    #[tokio::test]
+    async fn a_success_is_remembered_and_a_failure_is_not() {
+        let auth = authenticator(&hash_password("right").unwrap());
+        assert_eq!(
+            auth.verify("ann", "right").await,
+            Ok(Identity::Named("ann".into()))
+        );
+        assert_eq!(
+            auth.verify("ann", "right").await,
+            Ok(Identity::Named("ann".into()))
+        );
+        assert_eq!(auth.full_verifications(), 1);
+        for _ in 0..2 {
+            assert_eq!(
+                auth.verify("ann", "wrong").await,
+                Err(AuthError::BadCredentials)
+            );
+        }
+        assert_eq!(auth.full_verifications(), 3);
+        assert_eq!(
+            auth.verify("bob", "right").await,
+            Err(AuthError::BadCredentials)
+        );
+    }
+
+    #[test]
+    fn cache_keys_depend_on_user_hash_password_and_server_key() {
+        let auth = authenticator(&hash_password("right").unwrap());
+        let base = auth.cache_key("ann", "h1", "pw");
+        assert_eq!(base, auth.cache_key("ann", "h1", "pw"));
+        assert_ne!(base, auth.cache_key("ann", "h2", "pw"));
+        assert_ne!(base, auth.cache_key("ann", "h1", "pw2"));
+        assert_ne!(base, auth.cache_key("an", "nh1", "pw"));
+        let other = authenticator(&hash_password("right").unwrap());
+        assert_ne!(base, other.cache_key("ann", "h1", "pw"));
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let auth = authenticator(&hash_password("right").unwrap());
+        for n in 0..CACHE_ENTRIES + 10 {
+            auth.remember(auth.cache_key("ann", "h", &n.to_string()));
+        }
+        assert_eq!(auth.cache.lock().unwrap().len(), CACHE_ENTRIES);
+    }
+}
