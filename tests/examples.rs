@@ -2,24 +2,12 @@
 //! in its own dialect parses to an equal message; every invalid one is
 //! rejected with the status type it deserves.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::examples;
 
 use taxiway::bindings::taxii_xml::{parse, serialize};
 use taxiway::core::{Dialect, StatusType};
-
-fn examples(folder: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/spec/examples")
-        .join(folder);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no examples in {}", dir.display());
-    files
-}
 
 fn round_trips(folder: &str, dialect: Dialect) {
     for path in examples(folder) {

@@ -11,8 +11,6 @@ use taxiway::bindings::taxii_xml::parse;
 use taxiway::core::*;
 use taxiway::gateway::Gateway;
 use taxiway::store::{SqliteStore, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const NS_DRAFT: &str = "http://taxii.mitre.org/messages/xml/1";
 const NS_10: &str = "http://taxii.mitre.org/messages/taxii_xml_binding-1";
@@ -342,52 +340,9 @@ async fn send(
             .join("; "),
         String::from_utf8_lossy(&body[..body.len().min(300)])
     );
-    let stream = TcpStream::connect(address).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
     let mut request = head.into_bytes();
     request.extend_from_slice(body);
-    let writing = tokio::spawn(async move {
-        // The server may answer and close before reading everything.
-        let _ = writer.write_all(&request).await;
-        writer
-    });
-    let mut raw = Vec::new();
-    let mut buffer = vec![0; 64 * 1024];
-    loop {
-        match reader.read(&mut buffer).await {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buffer[..n]),
-            // A reset after the response (unread request bytes) ends it too.
-            Err(_) if !raw.is_empty() => break,
-            Err(e) => panic!("no response to {sent}: {e}"),
-        }
-    }
-    drop(writing.await);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("an incomplete HTTP response to {sent}"));
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if let Some((_, length)) = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-    {
-        body.truncate(length.parse().unwrap());
-    }
+    let (status, headers, body) = common::exchange(address, request).await;
     HttpReply {
         status,
         headers,

@@ -9,8 +9,11 @@
 //! - We read what libtaxii writes: one message of every 1.0 and 1.1 type built
 //!   with libtaxii's constructors parses to a message with its field values.
 
+mod common;
+
+use common::examples;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -19,25 +22,6 @@ use taxiway::core::*;
 
 fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn examples(folder: &str) -> Vec<PathBuf> {
-    let dir = manifest().join("../shared/spec/examples").join(folder);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no examples in {}", dir.display());
-    files
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Runs the libtaxii helper once on a directory; returns its summaries by
@@ -469,7 +453,7 @@ fn pretty(value: &Value) -> String {
 
 #[test]
 fn libtaxii_reads_what_we_write() {
-    let dir = out_dir("libtaxii-reads");
+    let dir = common::temp_dir("libtaxii-reads");
     let mut written = BTreeMap::new();
     for dialect in [Dialect::V10, Dialect::V11] {
         for (name, message) in messages_in(dialect) {
@@ -532,7 +516,7 @@ fn libtaxii_reads_what_we_write() {
 
 #[test]
 fn we_read_what_libtaxii_writes() {
-    let dir = out_dir("libtaxii-writes");
+    let dir = common::temp_dir("libtaxii-writes");
     let reports = libtaxii("build", &dir);
     let mut covered: Vec<(Dialect, MessageKind)> = Vec::new();
     let mut failures = Vec::new();

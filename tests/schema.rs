@@ -3,6 +3,9 @@
 //! converted to 1.0 and 1.1. The draft schema is checked on the seed files it
 //! accepts as printed (three seed figures are schema-invalid by themselves).
 
+mod common;
+
+use common::examples;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,26 +24,6 @@ fn schema(dialect: Dialect) -> PathBuf {
         Dialect::V10 => xsd.join("TAXII_XMLMessageBinding_Schema.xsd"),
         Dialect::V11 => xsd.join("TAXII_XMLMessageBinding_Schema_11.xsd"),
     }
-}
-
-fn examples(folder: &str) -> Vec<PathBuf> {
-    let dir = shared().join("spec/examples").join(folder);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no examples in {}", dir.display());
-    files
-}
-
-/// A fresh, empty directory for this test's output.
-fn out_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Validates `files` against `xsd` with one xmllint run; returns, for each
@@ -155,7 +138,7 @@ fn write_all(target: Dialect, dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn what_we_write_in_taxii_10_validates() {
-    let dir = out_dir("schema-10");
+    let dir = common::temp_dir("schema-10");
     let files = write_all(Dialect::V10, &dir);
     // 12 own + 15 of 17 from 1.1 (no poll fulfillment, 1.0 has no PAUSE) + 9 seed.
     assert_eq!(files.len(), 12 + 15 + 9);
@@ -164,7 +147,7 @@ fn what_we_write_in_taxii_10_validates() {
 
 #[test]
 fn what_we_write_in_taxii_11_validates() {
-    let dir = out_dir("schema-11");
+    let dir = common::temp_dir("schema-11");
     let files = write_all(Dialect::V11, &dir);
     assert_eq!(files.len(), 12 + 17 + 9);
     assert_all_validate(Dialect::V11, &files);
@@ -188,7 +171,7 @@ fn what_we_write_in_the_draft_validates_where_the_seed_does() {
         ["fig05", "fig07", "fig10", "fig11", "fig12", "fig17"],
         "the seed files the draft schema accepts (see examples/seed/README.md)"
     );
-    let dir = out_dir("schema-draft");
+    let dir = common::temp_dir("schema-draft");
     let files: Vec<PathBuf> = valid
         .iter()
         .map(|path| {

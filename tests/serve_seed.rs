@@ -7,8 +7,6 @@ use std::net::SocketAddr;
 
 use taxiway::bindings::taxii_xml::parse;
 use taxiway::core::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 struct HttpReply {
     status: u16,
@@ -70,33 +68,13 @@ async fn replay(
         "Host: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     ));
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete HTTP response");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut head_lines = head.lines();
-    let status = head_lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = head_lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    let (status, headers, body) = common::exchange(address, request).await;
     HttpReply {
         status,
         headers,
-        body: raw[split + 4..].to_vec(),
+        body,
     }
 }
 

@@ -35,6 +35,19 @@ pub fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
 }
 
+/// The example messages of one folder of shared/spec/examples, sorted.
+pub fn examples(folder: &str) -> Vec<PathBuf> {
+    let dir = shared().join("spec/examples").join(folder);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no examples in {}", dir.display());
+    files
+}
+
 /// The Python interpreter of the peers' virtualenv made by scripts/setup.
 pub fn peers_bin(tool: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,29 +61,34 @@ pub fn peers_bin(tool: &str) -> PathBuf {
     path
 }
 
-/// One HTTP/1.1 exchange over a fresh connection: the status, the headers
-/// (names lower-cased) and the body.
-pub async fn http(
+/// One HTTP/1.1 exchange over a fresh connection: the request as given,
+/// then the status, the headers (names lower-cased) and the body.
+pub async fn exchange(
     address: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
+    request: Vec<u8>,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut stream = tokio::net::TcpStream::connect(address)
+    let stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("the gateway listens");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        // The server may answer (a 413, say) and close before reading it all.
+        let _ = writer.write_all(&request).await;
+        writer
+    });
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        match reader.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buffer[..n]),
+            // A reset after the response (unread request bytes) ends it too.
+            Err(_) if !raw.is_empty() => break,
+            Err(error) => panic!("no response: {error}"),
+        }
+    }
+    drop(writing.await);
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -82,11 +100,34 @@ pub async fn http(
         .and_then(|line| line.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .expect("a status line");
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
-    (status, headers, raw[split + 4..].to_vec())
+    let mut body = raw[split + 4..].to_vec();
+    if let Some((_, length)) = headers.iter().find(|(name, _)| name == "content-length") {
+        body.truncate(length.parse().expect("a Content-Length"));
+    }
+    (status, headers, body)
+}
+
+/// One HTTP/1.1 request with the given headers and body.
+pub async fn http(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    exchange(address, request).await
 }
 
 /// The default scenario's demo account (config/default.toml), which the
