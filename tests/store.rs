@@ -58,6 +58,7 @@ fn query(feed: &str, begin: Option<Timestamp>, end: Option<Timestamp>, limit: us
         exclusive_begin: begin,
         inclusive_end: end,
         bindings: Vec::new(),
+        skip: 0,
         limit,
     }
 }

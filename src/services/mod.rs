@@ -10,8 +10,10 @@ use crate::config::{Config, FeedConfig, Right, ServiceConfig, ServiceKind};
 use crate::core::*;
 use crate::store::{NewBlock, PollQuery, Store, StoreError};
 
-/// Most content blocks one poll response carries. A client continues from
-/// the response's end label, which is the label of the last block returned.
+/// Most content blocks one poll response carries. In the draft and 1.0 a
+/// client continues from the response's end label, which is the label of the
+/// last block returned; in 1.1 a larger result is answered in parts of this
+/// size, fetched with Poll_Fulfillment.
 pub const POLL_PAGE: usize = 1000;
 
 pub struct Services<S> {
@@ -111,6 +113,10 @@ impl<S: Store> Services<S> {
                 Ok(self.feed_information(service, dialect, identity, &request))
             }
             Body::PollRequest(poll) => self.poll(service, dialect, identity, &request, poll).await,
+            Body::PollFulfillment(fulfillment) => {
+                self.poll_fulfillment(service, dialect, identity, &request, fulfillment)
+                    .await
+            }
             Body::SubscriptionManagementRequest(asked) => {
                 self.subscription_management(service, dialect, identity, &request, asked)
                     .await
@@ -295,16 +301,49 @@ impl<S: Store> Services<S> {
         if !wanted.is_empty() && served.is_empty() {
             return Ok(unsupported_content(request, dialect, feed));
         }
-        let page = self
-            .store
-            .poll(PollQuery {
+        // 1.1 answers a large result in parts. Its upper bound is fixed now,
+        // at the latest label committed, so that parts asked for later do not
+        // shift as new content arrives.
+        let inclusive_end = if dialect == Dialect::V11 {
+            match (
+                self.store.latest_label(&feed.name).await?,
+                poll.inclusive_end,
+            ) {
+                (Some(latest), Some(end)) => Some(latest.min(end)),
+                (latest, end) => latest.or(end),
+            }
+        } else {
+            poll.inclusive_end
+        };
+        let query = PollQuery {
+            feed: feed.name.clone(),
+            exclusive_begin: poll.exclusive_begin,
+            inclusive_end,
+            bindings: served,
+            skip: 0,
+            limit: POLL_PAGE,
+        };
+        let page = self.store.poll(query.clone()).await?;
+        if dialect == Dialect::V11
+            && page.more
+            && let Some(inclusive_end) = inclusive_end
+        {
+            let result = ResultSet {
                 feed: feed.name.clone(),
                 exclusive_begin: poll.exclusive_begin,
-                inclusive_end: poll.inclusive_end,
-                bindings: served,
-                limit: POLL_PAGE,
-            })
-            .await?;
+                inclusive_end,
+                bindings: query.bindings,
+            };
+            let subscription_id = subscribed.map(|s| s.id);
+            return Ok(result_part(
+                request,
+                dialect,
+                &result,
+                1,
+                page,
+                subscription_id,
+            ));
+        }
         // The end label bounds what was returned, so that a client continuing
         // from it misses nothing and gets nothing twice: the last block's
         // label, or with nothing returned, the latest label committed.
@@ -345,6 +384,104 @@ impl<S: Store> Services<S> {
                 content_blocks: page.blocks.into_iter().map(|stored| stored.block).collect(),
             }),
         ))
+    }
+
+    /// A part of a multi-part 1.1 result, named by the result id of its
+    /// first part; the same rights as the poll that started it.
+    async fn poll_fulfillment(
+        &self,
+        service: &ServiceConfig,
+        dialect: Dialect,
+        identity: &Identity,
+        request: &Message,
+        fulfillment: &PollFulfillment,
+    ) -> Result<Message, StoreError> {
+        let Some(feed) = self
+            .served_feed(service, &fulfillment.feed_name)
+            .filter(|feed| feed.poll)
+        else {
+            return Ok(status(
+                request,
+                dialect,
+                StatusType::NotFound,
+                format!("no feed {} can be polled here", fulfillment.feed_name),
+            ));
+        };
+        if !feed.allows(Right::Read, identity) {
+            return Ok(refusal(
+                request,
+                dialect,
+                identity,
+                &format!("poll {}", feed.name),
+            ));
+        }
+        let latest = self.store.latest_label(&feed.name).await?;
+        let Some(result) = ResultSet::parse(&fulfillment.result_id).filter(|result| {
+            result.feed == feed.name
+                && result
+                    .bindings
+                    .iter()
+                    .all(|b| feed.content_bindings.contains(b))
+                && latest.is_some_and(|latest| result.inclusive_end <= latest)
+        }) else {
+            let mut reply = status(
+                request,
+                dialect,
+                StatusType::NotFound,
+                format!(
+                    "no result {} exists for {}: poll again to start a new one",
+                    fulfillment.result_id, feed.name
+                ),
+            );
+            if let Body::Status(status) = &mut reply.body {
+                status.details = vec![StatusDetail {
+                    name: "ITEM".to_owned(),
+                    value: XmlContent::Text(fulfillment.result_id.clone()),
+                }];
+            }
+            return Ok(reply);
+        };
+        let part = fulfillment.result_part_number.unwrap_or(1);
+        let query = result.query();
+        let skip = usize::try_from(part.saturating_sub(1))
+            .ok()
+            .and_then(|before| before.checked_mul(POLL_PAGE));
+        let page = match skip {
+            Some(skip) if part >= 1 => Some(
+                self.store
+                    .poll(PollQuery {
+                        skip,
+                        ..query.clone()
+                    })
+                    .await?,
+            ),
+            _ => None,
+        };
+        match page {
+            Some(page) if part == 1 || !page.blocks.is_empty() => {
+                Ok(result_part(request, dialect, &result, part, page, None))
+            }
+            _ => {
+                let count = self.store.count(query).await?;
+                let parts = count.div_ceil(POLL_PAGE as u64).max(1);
+                let mut reply = status(
+                    request,
+                    dialect,
+                    StatusType::InvalidResponsePart,
+                    format!(
+                        "result {} has parts 1 to {parts}; there is no part {part}",
+                        fulfillment.result_id
+                    ),
+                );
+                if let Body::Status(status) = &mut reply.body {
+                    status.details = vec![StatusDetail {
+                        name: "MAX_PART_NUMBER".to_owned(),
+                        value: XmlContent::Text(parts.to_string()),
+                    }];
+                }
+                Ok(reply)
+            }
+        }
     }
 
     async fn inbox(
@@ -512,6 +649,138 @@ impl<S: Store> Services<S> {
     fn address(&self, path: &str) -> String {
         format!("{}{path}", self.public_url)
     }
+}
+
+/// A multi-part 1.1 poll result, fixed when its first part was answered.
+/// Stateless: its result id encodes it, and parses back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ResultSet {
+    feed: String,
+    exclusive_begin: Option<Timestamp>,
+    inclusive_end: Timestamp,
+    /// Content binding ids selected; empty means any.
+    bindings: Vec<String>,
+}
+
+impl ResultSet {
+    const PREFIX: &'static str = "taxiway-result-1";
+
+    /// URL-safe text: the prefix, the feed name in hex, the bounds in
+    /// nanoseconds since the epoch (`_` for no begin), the bindings in hex.
+    fn id(&self) -> String {
+        let nanos = |t: Timestamp| t.unix_nanos().to_string();
+        format!(
+            "{}.{}.{}.{}.{}",
+            Self::PREFIX,
+            hex(&self.feed),
+            self.exclusive_begin.map_or_else(|| "_".to_owned(), nanos),
+            nanos(self.inclusive_end),
+            hex(&self.bindings.join("\n")),
+        )
+    }
+
+    fn parse(id: &str) -> Option<ResultSet> {
+        let mut fields = id.split('.');
+        if fields.next()? != Self::PREFIX {
+            return None;
+        }
+        let feed = unhex(fields.next()?)?;
+        let exclusive_begin = match fields.next()? {
+            "_" => None,
+            begin => Some(from_nanos(begin)?),
+        };
+        let inclusive_end = from_nanos(fields.next()?)?;
+        let bindings = unhex(fields.next()?)?;
+        if fields.next().is_some() || exclusive_begin.is_some_and(|b| b >= inclusive_end) {
+            return None;
+        }
+        Some(ResultSet {
+            feed,
+            exclusive_begin,
+            inclusive_end,
+            bindings: if bindings.is_empty() {
+                Vec::new()
+            } else {
+                bindings.split('\n').map(str::to_owned).collect()
+            },
+        })
+    }
+
+    fn query(&self) -> PollQuery {
+        PollQuery {
+            feed: self.feed.clone(),
+            exclusive_begin: self.exclusive_begin,
+            inclusive_end: Some(self.inclusive_end),
+            bindings: self.bindings.clone(),
+            skip: 0,
+            limit: POLL_PAGE,
+        }
+    }
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(digits: &str) -> Option<String> {
+    if !digits.len().is_multiple_of(2) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes = (0..digits.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&digits[at..at + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn from_nanos(digits: &str) -> Option<Timestamp> {
+    let nanos: i128 = digits.parse().ok()?;
+    let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
+    // Labels are years 1 to 9999; anything else is not one of ours.
+    if !(-62_135_596_800..=253_402_300_799).contains(&seconds) {
+        return None;
+    }
+    Some(Timestamp::from_unix(
+        seconds,
+        nanos.rem_euclid(1_000_000_000) as u32,
+    ))
+}
+
+/// Part `part` of a multi-part result. Every part carries the whole result's
+/// bounds, so that a client continues from its end label once it has them all.
+fn result_part(
+    request: &Message,
+    dialect: Dialect,
+    result: &ResultSet,
+    part: u64,
+    page: crate::store::PollPage,
+    subscription_id: Option<String>,
+) -> Message {
+    let count = page.blocks.len() as u64;
+    response(
+        request,
+        dialect,
+        Body::PollResponse(PollResponse {
+            feed_name: Some(result.feed.clone()),
+            more: Some(page.more),
+            result_id: Some(result.id()),
+            result_part_number: Some(part),
+            subscription_id,
+            exclusive_begin: result.exclusive_begin,
+            inclusive_end: Some(result.inclusive_end),
+            record_count: Some(RecordCount {
+                count,
+                partial: Some(page.more),
+            }),
+            message: page.more.then(|| {
+                format!(
+                    "Part {part} of a multi-part result: ask for part {} with a Poll_Fulfillment.",
+                    part + 1
+                )
+            }),
+            content_blocks: page.blocks.into_iter().map(|stored| stored.block).collect(),
+        }),
+    )
 }
 
 fn unsupported_content(request: &Message, dialect: Dialect, feed: &FeedConfig) -> Message {

@@ -37,7 +37,7 @@ pub struct StoredBlock {
 }
 
 /// What a poll asks of one feed: labels in `(exclusive_begin, inclusive_end]`,
-/// oldest first, at most `limit` of them.
+/// oldest first, skipping the first `skip` of them, at most `limit` of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollQuery {
     pub feed: String,
@@ -45,6 +45,8 @@ pub struct PollQuery {
     pub inclusive_end: Option<Timestamp>,
     /// Content binding ids to return; empty means any.
     pub bindings: Vec<String>,
+    /// Matching blocks passed over before the page starts (multi-part results).
+    pub skip: usize,
     pub limit: usize,
 }
 
@@ -147,6 +149,10 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks of a feed with labels in the query's range, oldest first.
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send;
 
+    /// How many blocks match the query's feed, range and bindings, whatever
+    /// its `skip` and `limit`.
+    fn count(&self, query: PollQuery) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The latest label of a feed, if it holds anything.
     fn latest_label(
         &self,
@@ -220,6 +226,9 @@ impl<T: Store> Store for std::sync::Arc<T> {
     }
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send {
         (**self).poll(query)
+    }
+    fn count(&self, query: PollQuery) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).count(query)
     }
     fn latest_label(
         &self,

@@ -199,7 +199,7 @@ impl Store for SqliteStore {
              WHERE feed = ?1 AND label_us > ?2 AND label_us <= ?3 \
                AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5))) \
              ORDER BY label_us \
-             LIMIT ?6",
+             LIMIT ?6 OFFSET ?7",
         )
         .bind(&query.feed)
         .bind(begin)
@@ -207,6 +207,7 @@ impl Store for SqliteStore {
         .bind(i64::from(!query.bindings.is_empty()))
         .bind(bindings)
         .bind(limit)
+        .bind(i64::try_from(query.skip).unwrap_or(i64::MAX))
         .fetch_all(&self.readers)
         .await
         .map_err(|e| map_error("poll failed", e))?;
@@ -218,6 +219,27 @@ impl Store for SqliteStore {
             .map(|row| stored_block(&query.feed, row, "id"))
             .collect::<Result<_, _>>()?;
         Ok(PollPage { blocks, more })
+    }
+
+    async fn count(&self, query: PollQuery) -> Result<u64, StoreError> {
+        let begin = query.exclusive_begin.map_or(i64::MIN, to_micros);
+        let end = query.inclusive_end.map_or(i64::MAX, to_micros);
+        let bindings = serde_json::to_string(&query.bindings)
+            .map_err(|e| StoreError::Unavailable(format!("cannot encode the bindings: {e}")))?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM content_blocks \
+             WHERE feed = ?1 AND label_us > ?2 AND label_us <= ?3 \
+               AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5)))",
+        )
+        .bind(&query.feed)
+        .bind(begin)
+        .bind(end)
+        .bind(i64::from(!query.bindings.is_empty()))
+        .bind(bindings)
+        .fetch_one(&self.readers)
+        .await
+        .map_err(|e| map_error("counting a poll failed", e))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn latest_label(&self, feed: &str) -> Result<Option<Timestamp>, StoreError> {
