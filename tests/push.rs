@@ -126,7 +126,7 @@ impl Receiver {
 
     /// Waits (bounded) until `count` messages have arrived.
     async fn wait_for(&self, count: usize) -> Vec<Message> {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if self.bodies.lock().unwrap().len() >= count {
                 break;
             }
