@@ -31,6 +31,8 @@ pub enum AuthError {
 pub struct Authenticator {
     /// Account name to its PHC string.
     hashes: HashMap<String, String>,
+    /// Client certificate subject CN to account name.
+    subjects: HashMap<String, String>,
     /// Server-random secret the cache keys are derived with.
     key: [u8; 32],
     cache: Mutex<HashMap<[u8; 32], Instant>>,
@@ -55,6 +57,14 @@ impl Authenticator {
                 .identities
                 .iter()
                 .map(|identity| (identity.name.clone(), identity.password_hash.clone()))
+                .collect(),
+            subjects: config
+                .identities
+                .iter()
+                .filter_map(|identity| {
+                    let subject = identity.certificate_subject.clone()?;
+                    Some((subject, identity.name.clone()))
+                })
                 .collect(),
             key,
             cache: Mutex::new(HashMap::new()),
@@ -100,6 +110,15 @@ impl Authenticator {
         }
         self.remember(entry);
         Ok(Identity::Named(user.to_owned()))
+    }
+
+    /// The identity a verified client certificate with this subject CN
+    /// proves: an account that names it, otherwise anonymous.
+    pub fn certificate_identity(&self, common_name: &str) -> Identity {
+        match self.subjects.get(common_name) {
+            Some(name) => Identity::Named(name.clone()),
+            None => Identity::Anonymous,
+        }
     }
 
     fn full_verify(&self, hash: &str, password: &str) -> bool {
@@ -161,6 +180,14 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
         .to_string())
 }
 
+/// The subject common name of a DER X.509 certificate (rustls has already
+/// verified it); the last one when the subject has several.
+pub fn certificate_common_name(der: &[u8]) -> Option<String> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let name = certificate.subject().iter_common_name().last()?;
+    name.as_str().ok().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +235,18 @@ mod tests {
         assert_ne!(base, auth.cache_key("an", "nh1", "pw"));
         let other = authenticator(&hash_password("right").unwrap());
         assert_ne!(base, other.cache_key("ann", "h1", "pw"));
+    }
+
+    #[test]
+    fn a_malformed_certificate_has_no_common_name() {
+        for der in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x82, 0xff],
+            &[0x30, 0x03, 0x30, 0x01, 0x02],
+        ] {
+            assert_eq!(certificate_common_name(der), None, "{der:?}");
+        }
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub struct IdentityConfig {
     pub name: String,
     /// An argon2 PHC string (`taxiway hash-password` makes one); never the password.
     pub password_hash: String,
+    /// The subject common name (CN) of a client certificate, verified against
+    /// `server.tls.client_ca`, that proves this identity.
+    #[serde(default)]
+    pub certificate_subject: Option<String>,
 }
 
 /// What an identity may do with a feed.
@@ -135,12 +139,30 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The base URL peers reach this gateway at, used in the service
     /// addresses that discovery and feed information give out. Defaults to
-    /// `http://` and the listen address.
+    /// `http://` (`https://` with TLS) and the listen address.
     #[serde(default)]
     pub public_url: Option<String>,
     /// The largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// When set, the listener serves HTTPS only.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// HTTPS: the server's certificate and key, and optionally a CA that client
+/// certificates are verified against.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file: the certificate chain, the server's first.
+    pub certificate: PathBuf,
+    /// PEM file: the private key.
+    pub key: PathBuf,
+    /// PEM file: CA certificates. A client certificate stays optional, but
+    /// one presented must chain to these.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -150,6 +172,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             public_url: None,
             max_body_bytes: default_max_body(),
+            tls: None,
         }
     }
 }
@@ -268,6 +291,7 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         let mut accounts = BTreeSet::new();
+        let mut subjects = BTreeSet::new();
         for identity in &self.identities {
             if identity.name.trim().is_empty() || identity.name.trim() != identity.name {
                 return invalid(format!(
@@ -280,6 +304,19 @@ impl Config {
             }
             if !accounts.insert(identity.name.as_str()) {
                 return invalid(format!("identity {} is defined twice", identity.name));
+            }
+            if let Some(subject) = &identity.certificate_subject {
+                if subject.trim().is_empty() {
+                    return invalid(format!(
+                        "the certificate_subject of {} is empty",
+                        identity.name
+                    ));
+                }
+                if !subjects.insert(subject.as_str()) {
+                    return invalid(format!(
+                        "two identities have the certificate subject {subject:?}"
+                    ));
+                }
             }
             // Parsed as argon2 verification will: algorithm, parameters, salt, output.
             let parsed = argon2::PasswordHash::new(&identity.password_hash)
@@ -358,11 +395,14 @@ impl Config {
 
     /// The base URL service addresses are built on, without a trailing slash.
     pub fn public_url(&self) -> String {
-        let url = self
-            .server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.server.listen));
+        let url = self.server.public_url.clone().unwrap_or_else(|| {
+            let scheme = if self.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", self.server.listen)
+        });
         url.trim_end_matches('/').to_owned()
     }
 
@@ -398,6 +438,20 @@ mod tests {
         let config = Config::from_toml(example).unwrap();
         assert_eq!(config.services.len(), 4);
         assert!(!config.feed("Silver").unwrap().poll);
+        assert_eq!(
+            config.identities[0].certificate_subject.as_deref(),
+            Some("analyst.example.org")
+        );
+    }
+
+    #[test]
+    fn tls_makes_the_default_public_url_https() {
+        let config = Config::from_toml(
+            "[server]\nlisten = \"127.0.0.1:9443\"\n[server.tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.public_url(), "https://127.0.0.1:9443");
+        assert!(config.server.tls.unwrap().client_ca.is_none());
     }
 
     #[test]

@@ -2,19 +2,24 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
-use crate::adapters::taxii_http;
+use crate::adapters::taxii_http::{self, TlsPeer};
 use crate::adapters::taxii_push::PushWorker;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::services::Services;
 use crate::store::{SqliteStore, StoreError};
 
@@ -31,7 +36,14 @@ pub enum GatewayError {
     Server(std::io::Error),
     #[error("cannot start push delivery: {0}")]
     Push(reqwest::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
+
+/// The longest a client may take over the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stop waits for TLS connections in flight before dropping them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running gateway.
 pub struct Gateway {
@@ -48,6 +60,8 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the store, binds the listener and starts serving.
     pub async fn start(mut config: Config) -> Result<Gateway, GatewayError> {
+        // Read before binding, so that a bad file leaves no listener behind.
+        let acceptor = config.server.tls.as_ref().map(tls_acceptor).transpose()?;
         let address = config.server.listen;
         let listener = TcpListener::bind(address)
             .await
@@ -64,13 +78,16 @@ impl Gateway {
         let authenticator = Arc::new(Authenticator::new(&config));
         let app = operations().merge(taxii_http::router(services, authenticator.clone()));
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = match acceptor {
+            Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app, stopped)),
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            }),
+        };
         tracing::info!(%local_addr, data_dir = %config.server.data_dir.display(), "taxiway is serving");
         Ok(Gateway {
             local_addr,
@@ -95,6 +112,140 @@ impl Gateway {
         let served = join(self.server).await;
         self.push.stop().await;
         served
+    }
+}
+
+/// The rustls server configuration: the certificate and key, and the client
+/// verifier when a client CA is configured.
+fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, GatewayError> {
+    let failed = |what: &str, path: &std::path::Path, error: &dyn std::fmt::Display| {
+        GatewayError::Tls(format!("{what} {}: {error}", path.display()))
+    };
+    let read_certificates = |path: &std::path::Path| {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+            .map_err(|error| failed("cannot read the certificates of", path, &error))
+            .and_then(|certificates| match certificates.is_empty() {
+                true => Err(failed("no certificate in", path, &"empty")),
+                false => Ok(certificates),
+            })
+    };
+    let chain = read_certificates(&tls.certificate)?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|error| failed("cannot read the private key of", &tls.key, &error))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| GatewayError::Tls(error.to_string()))?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in read_certificates(path)? {
+                roots
+                    .add(certificate)
+                    .map_err(|error| failed("a bad CA certificate in", path, &error))?;
+            }
+            // Optional, so that Basic and anonymous clients still connect.
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|error| failed("cannot verify clients with", path, &error))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut server = builder
+        .with_single_cert(chain, key)
+        .map_err(|error| GatewayError::Tls(format!("the certificate and key: {error}")))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+/// Accepts TLS connections until stopped, then lets those in flight finish
+/// (for at most DRAIN_TIMEOUT).
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut stopped: oneshot::Receiver<()>,
+) -> Result<(), std::io::Error> {
+    let (drain, draining) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of descriptors, say: wait rather than spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let connection = tls_connection(stream, acceptor.clone(), app.clone(), draining.clone());
+                connections.spawn(connection);
+            }
+        }
+    }
+    drop(listener);
+    let _ = drain.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(left = connections.len(), "TLS connections dropped at stop");
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn tls_connection(
+    stream: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut draining: watch::Receiver<bool>,
+) {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::info!(%error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake timed out");
+            return;
+        }
+    };
+    // rustls has verified any certificate presented against the client CA.
+    let certificate_subject = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|certificate| crate::auth::certificate_common_name(certificate));
+    let peer = TlsPeer {
+        certificate_subject,
+    };
+    let service = hyper_util::service::TowerToHyperService::new(app.layer(axum::Extension(peer)));
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let connection =
+        builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        // Set once, at stop (or dropped if the server task ends).
+        _ = draining.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = served {
+        tracing::debug!(%error, "TLS connection ended with an error");
     }
 }
 

@@ -137,10 +137,14 @@ fn serve(
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let gateway = Gateway::start(config).await?;
-        println!("taxiway is serving on http://{}", gateway.local_addr);
+        let scheme = match gateway.config.server.tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        println!("taxiway is serving on {scheme}://{}", gateway.local_addr);
         for service in &gateway.config.services {
             println!(
-                "  {:<16} http://{}{}",
+                "  {:<16} {scheme}://{}{}",
                 format!("{:?}", service.kind),
                 gateway.local_addr,
                 service.path

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body as HttpBody, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -25,6 +25,14 @@ const X_TAXII_CONTENT_TYPE: &str = "x-taxii-content-type";
 const X_TAXII_ACCEPT: &str = "x-taxii-accept";
 const X_TAXII_PROTOCOL: &str = "x-taxii-protocol";
 const X_TAXII_SERVICES: &str = "x-taxii-services";
+
+/// Put on each request of a TLS connection by the gateway: its absence means
+/// plain HTTP.
+#[derive(Clone, Debug, Default)]
+pub struct TlsPeer {
+    /// The subject CN of the client certificate, verified in the handshake.
+    pub certificate_subject: Option<String>,
+}
 
 struct Shared<S> {
     services: Arc<Services<S>>,
@@ -55,14 +63,39 @@ async fn handle<S: Store>(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    peer: Option<Extension<TlsPeer>>,
     // Taken as a Result so that a body over max_body_bytes is refused here,
     // with TAXII headers, rather than by axum in plain text.
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let peer = peer.map(|Extension(peer)| peer);
+    let mut response = answer(&shared, method, uri, &headers, peer.as_ref(), body).await;
+    // Every response names the binding it travelled on.
+    if peer.is_some()
+        && let Some(dialect) = response
+            .headers()
+            .get(X_TAXII_CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| taxii_xml::ids().dialect_of_content_type(value))
+        && let Ok(value) = HeaderValue::from_str(&taxii_xml::ids().dialect(dialect).protocol_https)
+    {
+        response.headers_mut().insert(X_TAXII_PROTOCOL, value);
+    }
+    response
+}
+
+async fn answer<S: Store>(
+    shared: &Shared<S>,
+    method: Method,
+    uri: Uri,
+    headers: &HeaderMap,
+    peer: Option<&TlsPeer>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let path = uri.path();
     if !shared.services.serves(path) {
         return http_error(
-            &headers,
+            headers,
             StatusCode::NOT_FOUND,
             StatusType::NotFound,
             format!("no TAXII service at {path}"),
@@ -79,21 +112,21 @@ async fn handle<S: Store>(
                 // 413 for a body over the limit (HTTP binding 5.1: BAD_MESSAGE).
                 Err(rejection) => {
                     return http_error(
-                        &headers,
+                        headers,
                         rejection.status(),
                         StatusType::BadMessage,
                         rejection.body_text(),
                     );
                 }
             };
-            match read_post(&shared.limits, &headers, &body) {
+            match read_post(&shared.limits, headers, &body) {
                 Ok(read) => read,
-                Err(refusal) => return refusal.into_response(&headers),
+                Err(refusal) => return refusal.into_response(headers),
             }
         }
         _ => {
             let mut response = http_error(
-                &headers,
+                headers,
                 StatusCode::METHOD_NOT_ALLOWED,
                 StatusType::Failure,
                 "TAXII services take POST (and the draft's GET)".into(),
@@ -104,16 +137,17 @@ async fn handle<S: Store>(
             return response;
         }
     };
-    if let Some(refusal) = protocol_mismatch(&headers, dialect, &request) {
-        return refusal.into_response(&headers);
+    if let Some(refusal) = protocol_mismatch(headers, peer.is_some(), dialect, &request) {
+        return refusal.into_response(headers);
     }
     // Authenticated once the request is read, so that a refusal can answer
     // its message id in its dialect.
-    let identity = match authenticate(&shared.auth, &headers).await {
+    let certificate = peer.and_then(|peer| peer.certificate_subject.as_deref());
+    let identity = match authenticate(&shared.auth, headers, certificate).await {
         Ok(identity) => identity,
         Err(reason) => {
             return Refusal::new(dialect, Some(&request.id), StatusType::Unauthorized, reason)
-                .into_response(&headers);
+                .into_response(headers);
         }
     };
     tracing::debug!(path, %dialect, kind = %request.kind(), id = %request.id, ?identity, "request");
@@ -127,7 +161,7 @@ async fn handle<S: Store>(
                 Body::Status(status) => draft_status_of(&status.status_type),
                 _ => None,
             };
-            let mut response = reply_in(dialect, reply, &headers);
+            let mut response = reply_in(dialect, reply, headers);
             // Only a reply written in the draft (not a 406) takes its code.
             if let (Dialect::Draft, Some(code), true) =
                 (dialect, refused, response.status().is_success())
@@ -141,11 +175,35 @@ async fn handle<S: Store>(
 }
 
 /// The identity the request's credentials prove: anonymous without any,
-/// an account with a verified HTTP Basic password; otherwise the reason
-/// for refusing it.
-async fn authenticate(auth: &Arc<Authenticator>, headers: &HeaderMap) -> Result<Identity, String> {
+/// an account with a verified HTTP Basic password or client certificate
+/// (both must then name the same one); otherwise the reason for refusing it.
+async fn authenticate(
+    auth: &Arc<Authenticator>,
+    headers: &HeaderMap,
+    certificate: Option<&str>,
+) -> Result<Identity, String> {
+    let by_certificate = certificate.map(|subject| auth.certificate_identity(subject));
+    let by_password = basic_identity(auth, headers).await?;
+    match (by_certificate, by_password) {
+        (Some(certified), Some(password)) if certified != password => {
+            tracing::info!(?certified, ?password, "certificate and password disagree");
+            Err(
+                "the client certificate and the HTTP Basic credentials name different identities"
+                    .into(),
+            )
+        }
+        (_, Some(identity)) | (Some(identity), None) => Ok(identity),
+        (None, None) => Ok(Identity::Anonymous),
+    }
+}
+
+/// The identity HTTP Basic credentials prove, if the request has any.
+async fn basic_identity(
+    auth: &Arc<Authenticator>,
+    headers: &HeaderMap,
+) -> Result<Option<Identity>, String> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Identity::Anonymous);
+        return Ok(None);
     };
     let credentials = value
         .to_str()
@@ -160,7 +218,7 @@ async fn authenticate(auth: &Arc<Authenticator>, headers: &HeaderMap) -> Result<
     let Some((user, password)) = credentials.split_once(':') else {
         return Err("HTTP Basic credentials need a user and a password".into());
     };
-    auth.verify(user, password).await.map_err(|_| {
+    auth.verify(user, password).await.map(Some).map_err(|_| {
         tracing::info!(user, "HTTP Basic credentials refused");
         "the user name or password is wrong".to_owned()
     })
@@ -430,19 +488,29 @@ fn percent_decode(text: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the query is not UTF-8".into())
 }
 
-/// The HTTPS binding named over plain HTTP: the request claims a protection
-/// it does not have. (TLS listeners come with their own issue.)
-fn protocol_mismatch(headers: &HeaderMap, dialect: Dialect, request: &Message) -> Option<Refusal> {
+/// The HTTPS binding named over plain HTTP (a protection the request does
+/// not have), or the HTTP binding over TLS.
+fn protocol_mismatch(
+    headers: &HeaderMap,
+    tls: bool,
+    dialect: Dialect,
+    request: &Message,
+) -> Option<Refusal> {
     let value = headers.get(X_TAXII_PROTOCOL)?.to_str().ok()?;
     let claimed = taxii_xml::ids().protocol(value);
-    (claimed == ProtocolBinding::Https).then(|| {
-        Refusal::new(
-            dialect,
-            Some(&request.id),
-            StatusType::UnsupportedProtocol,
-            "the request names the HTTPS binding but came over plain HTTP".into(),
-        )
-    })
+    let reason = match (claimed, tls) {
+        (ProtocolBinding::Https, false) => {
+            "the request names the HTTPS binding but came over plain HTTP"
+        }
+        (ProtocolBinding::Http, true) => "the request names the HTTP binding but came over HTTPS",
+        _ => return None,
+    };
+    Some(Refusal::new(
+        dialect,
+        Some(&request.id),
+        StatusType::UnsupportedProtocol,
+        reason.into(),
+    ))
 }
 
 /// The dialect to answer in: the request's, unless X-TAXII-Accept names
