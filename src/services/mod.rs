@@ -250,25 +250,10 @@ impl<S: Store> Services<S> {
         request: &Message,
         poll: &PollRequest,
     ) -> Result<Message, StoreError> {
-        let Some(feed) = self
-            .served_feed(service, &poll.feed_name)
-            .filter(|feed| feed.poll)
-        else {
-            return Ok(status(
-                request,
-                dialect,
-                StatusType::NotFound,
-                format!("no feed {} can be polled here", poll.feed_name),
-            ));
+        let feed = match self.pollable(service, &poll.feed_name, dialect, identity, request) {
+            Ok(feed) => feed,
+            Err(refused) => return Ok(*refused),
         };
-        if !feed.allows(Right::Read, identity) {
-            return Ok(refusal(
-                request,
-                dialect,
-                identity,
-                &format!("poll {}", feed.name),
-            ));
-        }
         // Polling by subscription selects its feed's content by its bindings.
         let subscribed = match &poll.subscription_id {
             Some(id) => match self.subscription_for(&feed.name, id, identity).await? {
@@ -386,6 +371,35 @@ impl<S: Store> Services<S> {
         ))
     }
 
+    /// The feed a poll or a poll fulfillment names, if this service serves
+    /// it for polling and the identity may read it; else the refusal to send.
+    fn pollable(
+        &self,
+        service: &ServiceConfig,
+        name: &str,
+        dialect: Dialect,
+        identity: &Identity,
+        request: &Message,
+    ) -> Result<&FeedConfig, Box<Message>> {
+        let Some(feed) = self.served_feed(service, name).filter(|feed| feed.poll) else {
+            return Err(Box::new(status(
+                request,
+                dialect,
+                StatusType::NotFound,
+                format!("no feed {name} can be polled here"),
+            )));
+        };
+        if !feed.allows(Right::Read, identity) {
+            return Err(Box::new(refusal(
+                request,
+                dialect,
+                identity,
+                &format!("poll {}", feed.name),
+            )));
+        }
+        Ok(feed)
+    }
+
     /// A part of a multi-part 1.1 result, named by the result id of its
     /// first part; the same rights as the poll that started it.
     async fn poll_fulfillment(
@@ -396,25 +410,11 @@ impl<S: Store> Services<S> {
         request: &Message,
         fulfillment: &PollFulfillment,
     ) -> Result<Message, StoreError> {
-        let Some(feed) = self
-            .served_feed(service, &fulfillment.feed_name)
-            .filter(|feed| feed.poll)
-        else {
-            return Ok(status(
-                request,
-                dialect,
-                StatusType::NotFound,
-                format!("no feed {} can be polled here", fulfillment.feed_name),
-            ));
+        let feed = match self.pollable(service, &fulfillment.feed_name, dialect, identity, request)
+        {
+            Ok(feed) => feed,
+            Err(refused) => return Ok(*refused),
         };
-        if !feed.allows(Right::Read, identity) {
-            return Ok(refusal(
-                request,
-                dialect,
-                identity,
-                &format!("poll {}", feed.name),
-            ));
-        }
         let latest = self.store.latest_label(&feed.name).await?;
         let Some(result) = ResultSet::parse(&fulfillment.result_id).filter(|result| {
             result.feed == feed.name
