@@ -424,7 +424,7 @@ impl<S: Store> Services<S> {
                     .all(|b| feed.content_bindings.contains(b))
                 && latest.is_some_and(|latest| result.inclusive_end <= latest)
         }) else {
-            let mut reply = status(
+            return Ok(detailed_status(
                 request,
                 dialect,
                 StatusType::NotFound,
@@ -432,14 +432,9 @@ impl<S: Store> Services<S> {
                     "no result {} exists for {}: poll again to start a new one",
                     fulfillment.result_id, feed.name
                 ),
-            );
-            if let Body::Status(status) = &mut reply.body {
-                status.details = vec![StatusDetail {
-                    name: "ITEM".to_owned(),
-                    value: XmlContent::Text(fulfillment.result_id.clone()),
-                }];
-            }
-            return Ok(reply);
+                "ITEM",
+                [fulfillment.result_id.clone()],
+            ));
         };
         let part = fulfillment.result_part_number.unwrap_or(1);
         let query = result.query();
@@ -464,7 +459,7 @@ impl<S: Store> Services<S> {
             _ => {
                 let count = self.store.count(query).await?;
                 let parts = count.div_ceil(POLL_PAGE as u64).max(1);
-                let mut reply = status(
+                Ok(detailed_status(
                     request,
                     dialect,
                     StatusType::InvalidResponsePart,
@@ -472,14 +467,9 @@ impl<S: Store> Services<S> {
                         "result {} has parts 1 to {parts}; there is no part {part}",
                         fulfillment.result_id
                     ),
-                );
-                if let Body::Status(status) = &mut reply.body {
-                    status.details = vec![StatusDetail {
-                        name: "MAX_PART_NUMBER".to_owned(),
-                        value: XmlContent::Text(parts.to_string()),
-                    }];
-                }
-                Ok(reply)
+                    "MAX_PART_NUMBER",
+                    [parts.to_string()],
+                ))
             }
         }
     }
@@ -515,23 +505,14 @@ impl<S: Store> Services<S> {
                 match self.served_feed(service, name) {
                     Some(feed) => chosen.push(feed),
                     None => {
-                        let mut reply = status(
+                        return Ok(detailed_status(
                             request,
                             dialect,
                             StatusType::DestinationCollectionError,
                             format!("this inbox does not fill {name}"),
-                        );
-                        if let Body::Status(status) = &mut reply.body {
-                            status.details = service
-                                .feeds
-                                .iter()
-                                .map(|feed| StatusDetail {
-                                    name: "ACCEPTABLE_DESTINATION".to_owned(),
-                                    value: XmlContent::Text(feed.clone()),
-                                })
-                                .collect();
-                        }
-                        return Ok(reply);
+                            "ACCEPTABLE_DESTINATION",
+                            service.feeds.iter().cloned(),
+                        ));
                     }
                 }
             }
@@ -552,30 +533,15 @@ impl<S: Store> Services<S> {
                 .filter(|feed| feed.content_bindings.contains(&block.binding.id))
                 .collect();
             if takers.is_empty() {
-                let supported = self.bindings_of(&service.feeds);
-                let mut reply = status(
+                // convert() writes the details as 1.0 and draft detail text.
+                return Ok(detailed_status(
                     request,
                     dialect,
                     StatusType::UnsupportedContent,
                     format!("no destination accepts {}", block.binding.id),
-                );
-                if let Body::Status(status) = &mut reply.body {
-                    status.details = supported
-                        .iter()
-                        .map(|b| StatusDetail {
-                            name: "SUPPORTED_CONTENT".to_owned(),
-                            value: XmlContent::Text(b.id.clone()),
-                        })
-                        .collect();
-                    status.detail_text = Some(
-                        supported
-                            .iter()
-                            .map(|b| b.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    );
-                }
-                return Ok(reply);
+                    "SUPPORTED_CONTENT",
+                    self.bindings_of(&service.feeds).into_iter().map(|b| b.id),
+                ));
             }
             for feed in takers {
                 blocks.push(NewBlock {
@@ -784,7 +750,7 @@ fn result_part(
 }
 
 fn unsupported_content(request: &Message, dialect: Dialect, feed: &FeedConfig) -> Message {
-    let mut reply = status(
+    detailed_status(
         request,
         dialect,
         StatusType::UnsupportedContent,
@@ -792,18 +758,29 @@ fn unsupported_content(request: &Message, dialect: Dialect, feed: &FeedConfig) -
             "{} offers none of the content bindings asked for",
             feed.name
         ),
-    );
-    if let Body::Status(status) = &mut reply.body {
-        status.details = feed
-            .content_bindings
-            .iter()
-            .map(|id| StatusDetail {
-                name: "SUPPORTED_CONTENT".to_owned(),
-                value: XmlContent::Text(id.clone()),
-            })
-            .collect();
-    }
-    reply
+        "SUPPORTED_CONTENT",
+        feed.content_bindings.iter().cloned(),
+    )
+}
+
+/// A status message with named details (1.1), all under one name.
+fn detailed_status(
+    request: &Message,
+    dialect: Dialect,
+    status_type: StatusType,
+    text: String,
+    name: &str,
+    values: impl IntoIterator<Item = String>,
+) -> Message {
+    let mut message = StatusMessage::new(status_type, text);
+    message.details = values
+        .into_iter()
+        .map(|value| StatusDetail {
+            name: name.to_owned(),
+            value: XmlContent::Text(value),
+        })
+        .collect();
+    response(request, dialect, Body::Status(message))
 }
 
 /// A request the identity has no right to: UNAUTHORIZED when anonymous, so
