@@ -7,30 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Command;
 
-const STIX: &str = r#"<stix:STIX_Package xmlns:stix="http://stix.mitre.org/stix-1" id="example:package-cabby" version="1.1.1"><stix:STIX_Header><stix:Title>pushed by cabby</stix:Title></stix:STIX_Header></stix:STIX_Package>"#;
+use common::cabby;
 
-async fn cabby(address: SocketAddr, tool: &'static str, args: Vec<String>) -> String {
-    let program = common::peers_bin(tool);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(program)
-            .args(["--host", "127.0.0.1", "--port", &address.port().to_string()])
-            // The demo account: the for-pay services and feeds need one.
-            .args(["--username", common::DEMO_USER])
-            .args(["--password", common::DEMO_PASSWORD])
-            .args(&args)
-            .output()
-            .expect("cabby runs")
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!text.contains("Traceback"), "{tool} failed:\n{text}");
-    text
-}
+const STIX: &str = r#"<stix:STIX_Package xmlns:stix="http://stix.mitre.org/stix-1" id="example:package-cabby" version="1.1.1"><stix:STIX_Header><stix:Title>pushed by cabby</stix:Title></stix:STIX_Header></stix:STIX_Package>"#;
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()

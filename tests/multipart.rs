@@ -235,24 +235,15 @@ async fn cabby_polls_every_part() {
     for message in 0..25 {
         fill(address, message * 100, 100).await;
     }
-    let program = common::peers_bin("taxii-poll");
-    let port = address.port().to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(program)
-            .args(["--host", "127.0.0.1", "--port", &port])
-            .args(["--path", POLL_PATH, "--taxii-version", "1.1"])
-            .args(["--collection", FEED])
-            .output()
-            .expect("cabby runs")
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!text.contains("Traceback"), "taxii-poll failed:\n{text}");
+    let args = [
+        "--path",
+        POLL_PATH,
+        "--taxii-version",
+        "1.1",
+        "--collection",
+        FEED,
+    ];
+    let text = common::cabby(address, "taxii-poll", args.map(str::to_owned).to_vec()).await;
     for n in [0, 999, 1000, 1999, 2000, 2499] {
         assert!(text.contains(&format!("\"example:p-{n}\"")), "p-{n}");
     }

@@ -163,3 +163,29 @@ pub fn demo_auth() -> String {
 
 /// `basic(DEMO_USER, DEMO_PASSWORD)`, for header lists of `&'static str`.
 pub const DEMO_AUTHORIZATION: &str = "Basic ZGVtbzp0YXhpd2F5LWRlbW8=";
+
+/// Runs one of cabby's commands (with the demo account) against a gateway
+/// and returns what it printed; cabby exits 0 even on errors, so a Python
+/// traceback fails the test here.
+pub async fn cabby(address: std::net::SocketAddr, tool: &'static str, args: Vec<String>) -> String {
+    let program = peers_bin(tool);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(program)
+            .args(["--host", "127.0.0.1", "--port", &address.port().to_string()])
+            // The demo account: the for-pay services and feeds need one.
+            .args(["--username", DEMO_USER])
+            .args(["--password", DEMO_PASSWORD])
+            .args(&args)
+            .output()
+            .expect("cabby runs")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!text.contains("Traceback"), "{tool} failed:\n{text}");
+    text
+}
