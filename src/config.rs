@@ -145,6 +145,11 @@ pub struct ServerConfig {
     /// The largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Content a poll response carries at most, in bytes (a single larger
+    /// block excepted): a larger result comes in pages or 1.1 parts, so that
+    /// clients that read a response whole can read it.
+    #[serde(default = "default_max_poll_response")]
+    pub max_poll_response_bytes: u64,
     /// When set, the listener serves HTTPS only.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -172,6 +177,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             public_url: None,
             max_body_bytes: default_max_body(),
+            max_poll_response_bytes: default_max_poll_response(),
             tls: None,
         }
     }
@@ -187,6 +193,10 @@ fn default_data_dir() -> PathBuf {
 
 fn default_max_body() -> usize {
     16 * 1024 * 1024
+}
+
+fn default_max_poll_response() -> u64 {
+    32 * 1024 * 1024
 }
 
 /// A hosted feed: at once a TAXII data feed (collection) and, later, a ROLIE collection.

@@ -21,7 +21,7 @@ use crate::adapters::taxii_push::PushWorker;
 use crate::auth::Authenticator;
 use crate::config::{Config, TlsConfig};
 use crate::services::Services;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -74,9 +74,10 @@ impl Gateway {
         let config = Arc::new(config);
         let push = PushWorker::start(store.clone(), config.delivery.clone())
             .map_err(GatewayError::Push)?;
-        let services = Arc::new(Services::new(config.clone(), store));
+        let services = Arc::new(Services::new(config.clone(), store.clone()));
         let authenticator = Arc::new(Authenticator::new(&config));
-        let app = operations().merge(taxii_http::router(services, authenticator.clone()));
+        let app =
+            operations(store.clone()).merge(taxii_http::router(services, authenticator.clone()));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = match acceptor {
             Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app, stopped)),
@@ -250,13 +251,28 @@ async fn tls_connection(
 }
 
 /// The operator's endpoints, beside the TAXII services.
-fn operations() -> Router {
+fn operations<S: Store + Clone>(store: S) -> Router {
     let metrics = metrics_handle();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
-            get(move || async move { metrics.map(|h| h.render()).unwrap_or_default() }),
+            get(move || async move {
+                let Some(metrics) = metrics else {
+                    return String::new();
+                };
+                // Read at scrape time, so that the gauge is never stale.
+                match store.outbox_depth().await {
+                    Ok(depth) => {
+                        metrics::gauge!("taxiway_outbox_depth", "state" => "pending")
+                            .set(depth.pending as f64);
+                        metrics::gauge!("taxiway_outbox_depth", "state" => "dead")
+                            .set(depth.dead as f64);
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot measure the outbox"),
+                }
+                metrics.render()
+            }),
         )
 }
 

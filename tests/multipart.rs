@@ -91,15 +91,7 @@ fn packages(response: &PollResponse) -> Vec<usize> {
     response
         .content_blocks
         .iter()
-        .map(|block| {
-            let content = block.content.as_str();
-            let at = content.find("example:p-").expect("a package id") + "example:p-".len();
-            let digits: String = content[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().expect("a package number")
-        })
+        .map(common::package_number)
         .collect()
 }
 

@@ -12,7 +12,7 @@ use taxiway::bindings::taxii_xml::parse;
 use taxiway::config::Config;
 use taxiway::core::*;
 use taxiway::gateway::Gateway;
-use taxiway::store::{NewBlock, Retry, SqliteStore, Store, Subscription};
+use taxiway::store::{NewBlock, OutboxDepth, Retry, SqliteStore, Store, Subscription};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -510,6 +510,8 @@ async fn the_outbox_fills_with_content_and_dead_rows_replay() {
         })
         .collect();
     assert_eq!(pairs.len(), 3, "{pairs:?}");
+    let depth = |pending, dead| OutboxDepth { pending, dead };
+    assert_eq!(store.outbox_depth().await.unwrap(), depth(3, 0));
     assert_eq!(
         due.iter().filter(|d| d.subscription.id == push.id).count(),
         1
@@ -538,6 +540,7 @@ async fn the_outbox_fills_with_content_and_dead_rows_replay() {
     assert_eq!(dead[0].attempts, 1);
     assert_eq!(dead[0].last_error.as_deref(), Some("refused"));
     assert_eq!(store.outbox(false, 100).await.unwrap().len(), 3);
+    assert_eq!(store.outbox_depth().await.unwrap(), depth(2, 1));
 
     assert_eq!(store.replay(&[]).await.unwrap(), 1);
     let again = store.claim_due(far, 100).await.unwrap();
@@ -545,5 +548,46 @@ async fn the_outbox_fills_with_content_and_dead_rows_replay() {
     store.mark_delivered(again[0].row.id).await.unwrap();
     assert!(store.outbox(true, 100).await.unwrap().is_empty());
     assert_eq!(store.outbox(false, 100).await.unwrap().len(), 2);
+    assert_eq!(store.outbox_depth().await.unwrap(), depth(2, 0));
     store.close().await;
+}
+
+/// The value of one sample of a Prometheus text exposition.
+fn sample(metrics: &str, name: &str, label: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(name) && line.contains(label))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} {label} in:\n{metrics}"))
+}
+
+/// Only this test of its binary reads /metrics: the gauge is process-wide.
+#[tokio::test]
+async fn metrics_export_the_outbox_depth() {
+    let dir = common::temp_dir("push-depth");
+    let store = SqliteStore::open(&dir).await.unwrap();
+    // Pushes to a closed port: they stay pending, retried with backoff.
+    let push = subscription("Gold", &[], true);
+    store.create_subscription(push.clone()).await.unwrap();
+    store
+        .append((1..=3).map(|n| block("Gold", STIX, n)).collect())
+        .await
+        .unwrap();
+    let far = Timestamp::from_unix(4_000_000_000, 0);
+    let first = store.claim_due(far, 1).await.unwrap()[0].row.id;
+    store
+        .record_failure(first, "refused", Retry::Dead)
+        .await
+        .unwrap();
+    store.close().await;
+
+    let gateway = start(&dir).await;
+    let (status, _, body) = common::http(gateway.local_addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(body).unwrap();
+    let pending = sample(&metrics, "taxiway_outbox_depth", r#"state="pending""#);
+    let dead = sample(&metrics, "taxiway_outbox_depth", r#"state="dead""#);
+    assert_eq!((pending, dead), (2.0, 1.0), "{metrics}");
+    gateway.stop().await.unwrap();
 }

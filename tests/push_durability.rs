@@ -7,7 +7,6 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -329,75 +328,15 @@ fn mark_of(message: &Message, prefix: &str) -> String {
 // ---------------------------------------------------------------------------
 // 1. SIGKILL mid-stream.
 
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A gateway child process, SIGKILLed on drop so that a failing test leaves
-/// none behind.
-struct Running(Child);
-
-impl Running {
-    fn sigkill(&mut self) {
-        // std's Child::kill sends SIGKILL on Unix.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.sigkill();
-    }
-}
-
-/// The real binary, serving the default scenario on `address` from `dir`,
-/// once its /healthz answers.
-async fn spawn_binary(address: SocketAddr, dir: &Path, log: &str) -> Running {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taxiway"))
-        .arg("serve")
-        .arg("--listen")
-        .arg(address.to_string())
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the binary starts");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the gateway exited early: {status}");
-        }
-        if tokio::net::TcpStream::connect(address).await.is_ok() {
-            let (code, _, body) = common::http(address, "GET", "/healthz", &[], b"").await;
-            if code == 200 && body.starts_with(b"ok") {
-                return Running(child);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 const PUSHES: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_gateway_loses_nothing_it_acknowledged() {
     let dir = common::temp_dir("push-sigkill");
-    let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut child = spawn_binary(address, &dir, "first.log").await;
+    let address: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let mut child = common::spawn_binary(address, &dir, "first.log").await;
     let receiver = Receiver::start(Duration::from_millis(20)).await;
     let auth = Some(common::DEMO_AUTHORIZATION);
     let subscription = subscribe(
@@ -450,7 +389,7 @@ async fn a_killed_gateway_loses_nothing_it_acknowledged() {
 
     // Same data dir, same port; whatever was not acknowledged is pushed again
     // (the one in flight at the kill may have been stored too).
-    let mut child = spawn_binary(address, &dir, "second.log").await;
+    let mut child = common::spawn_binary(address, &dir, "second.log").await;
     let in_flight: HashSet<usize> = [acknowledged_before_kill.len()]
         .into_iter()
         .filter(|&n| n < PUSHES)

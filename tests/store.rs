@@ -58,7 +58,6 @@ fn query(feed: &str, begin: Option<Timestamp>, end: Option<Timestamp>, limit: us
         exclusive_begin: begin,
         inclusive_end: end,
         bindings: Vec::new(),
-        skip: 0,
         limit,
     }
 }
@@ -544,5 +543,52 @@ async fn a_failed_commit_stores_nothing_of_the_call_and_the_store_goes_on() {
             .len(),
         2
     );
+    store.close().await;
+}
+
+/// An extent is the labels and sizes of the page a poll returns, for every
+/// range, limit and binding filter.
+#[tokio::test]
+async fn poll_extent_agrees_with_poll() {
+    let dir = TempDir::new("span");
+    let store = open(&dir).await;
+    let stored = store
+        .append(
+            (0..9)
+                .map(|i| {
+                    let binding = if i % 3 == 0 { CYBOX } else { STIX };
+                    // Sizes differ, and count bytes, not characters.
+                    block("feed", binding, XmlContent::Text("é".repeat(i * 7)))
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    store.append(vec![text("other", "x")]).await.unwrap();
+    let l = labels(&stored);
+    let bounds: Vec<Option<Timestamp>> = [None, Some(l[0]), Some(l[4]), Some(l[8])].into();
+    let filters: [&[&str]; 3] = [&[], &[STIX], &[CYBOX]];
+    let mut checked = 0;
+    for begin in &bounds {
+        for end in &bounds {
+            for filter in filters {
+                for limit in [0, 1, 3, 9, 50] {
+                    let mut q = query("feed", *begin, *end, limit);
+                    q.bindings = filter.iter().map(|b| b.to_string()).collect();
+                    let page = store.poll(q.clone()).await.unwrap();
+                    let extent = store.poll_extent(q.clone()).await.unwrap();
+                    let expected: Vec<(Timestamp, u64)> = page
+                        .blocks
+                        .iter()
+                        .map(|b| (b.label, b.block.content.as_str().len() as u64))
+                        .collect();
+                    assert_eq!(extent.blocks, expected, "{q:?}");
+                    assert_eq!(extent.more, page.more, "{q:?}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 4 * 3 * 5);
     store.close().await;
 }

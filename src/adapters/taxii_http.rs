@@ -14,11 +14,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 
 use crate::auth::Authenticator;
-use crate::bindings::taxii_xml::{self, Limits, ParseError};
+use crate::bindings::taxii_xml::{self, ChunkedWriter, Limits, ParseError};
 use crate::core::*;
-use crate::services::{Services, status};
+use crate::services::{MoreBlocks, Reply, Services, status};
 use crate::store::Store;
 
 const X_TAXII_CONTENT_TYPE: &str = "x-taxii-content-type";
@@ -41,7 +42,7 @@ struct Shared<S> {
 }
 
 /// The routes of every TAXII service of the configuration.
-pub fn router<S: Store>(services: Arc<Services<S>>, auth: Arc<Authenticator>) -> Router {
+pub fn router<S: Store + Clone>(services: Arc<Services<S>>, auth: Arc<Authenticator>) -> Router {
     let max_body = services.config().server.max_body_bytes;
     let limits = Limits {
         max_body_bytes: max_body,
@@ -58,7 +59,7 @@ pub fn router<S: Store>(services: Arc<Services<S>>, auth: Arc<Authenticator>) ->
         .with_state(shared)
 }
 
-async fn handle<S: Store>(
+async fn handle<S: Store + Clone>(
     State(shared): State<Arc<Shared<S>>>,
     method: Method,
     uri: Uri,
@@ -84,7 +85,7 @@ async fn handle<S: Store>(
     response
 }
 
-async fn answer<S: Store>(
+async fn answer<S: Store + Clone>(
     shared: &Shared<S>,
     method: Method,
     uri: Uri,
@@ -157,7 +158,7 @@ async fn answer<S: Store>(
         .await
     {
         Some(reply) => {
-            let refused = match &reply.body {
+            let refused = match &reply.message.body {
                 Body::Status(status) => draft_status_of(&status.status_type),
                 _ => None,
             };
@@ -305,7 +306,7 @@ impl Refusal {
     }
 
     fn into_response(self, headers: &HeaderMap) -> Response {
-        let mut response = reply_in(self.dialect, *self.reply, headers);
+        let mut response = reply_in(self.dialect, Reply::from(*self.reply), headers);
         if self.dialect == Dialect::Draft {
             set_draft_status(&mut response, self.draft_status);
         }
@@ -413,7 +414,7 @@ fn read_post(
 
 /// The draft's bodiless GET: `message_type`, `message_id`, and any other
 /// parameter as an extended header.
-fn draft_get<S: Store>(
+fn draft_get<S: Store + Clone>(
     services: &Services<S>,
     path: &str,
     query: Option<&str>,
@@ -531,7 +532,7 @@ fn reply_dialect(request_dialect: Dialect, headers: &HeaderMap) -> Option<Dialec
     }
 }
 
-fn reply_in(request_dialect: Dialect, reply: Message, headers: &HeaderMap) -> Response {
+fn reply_in(request_dialect: Dialect, reply: Reply, headers: &HeaderMap) -> Response {
     let Some(dialect) = reply_dialect(request_dialect, headers) else {
         return (
             StatusCode::NOT_ACCEPTABLE,
@@ -539,11 +540,15 @@ fn reply_in(request_dialect: Dialect, reply: Message, headers: &HeaderMap) -> Re
         )
             .into_response();
     };
-    let written = taxii_xml::convert(reply, request_dialect, dialect)
-        .map_err(|e| e.to_string())
-        .and_then(|c| taxii_xml::serialize(&c.message, dialect).map_err(|e| e.to_string()));
+    let written = match reply.more_blocks {
+        None => taxii_xml::convert(reply.message, request_dialect, dialect)
+            .and_then(|c| taxii_xml::serialize(&c.message, dialect))
+            .map(HttpBody::from),
+        Some(more_blocks) => ChunkedWriter::begin(reply.message, request_dialect, dialect)
+            .map(|(writer, head)| streamed_body(writer, head, more_blocks)),
+    };
     match written {
-        Ok(xml) => taxii_response(dialect, StatusCode::OK, xml),
+        Ok(body) => taxii_response(dialect, StatusCode::OK, body),
         Err(reason) => {
             tracing::error!(%reason, "a reply could not be written");
             (StatusCode::INTERNAL_SERVER_ERROR, format!("{reason}\n")).into_response()
@@ -551,13 +556,49 @@ fn reply_in(request_dialect: Dialect, reply: Message, headers: &HeaderMap) -> Re
     }
 }
 
-fn empty_reply(dialect: Dialect) -> Response {
-    taxii_response(dialect, StatusCode::OK, String::new())
+/// A reply written while its blocks are read: the head now, each chunk as
+/// the connection takes it, then the tail. A store failure midway cuts the
+/// body off, so that the client sees a broken reply, never a short one that
+/// looks whole.
+fn streamed_body(writer: ChunkedWriter, head: String, more_blocks: MoreBlocks) -> HttpBody {
+    enum State {
+        Head(String),
+        Blocks,
+        Done,
+    }
+    let stream = futures_util::stream::unfold(
+        (State::Head(head), Some(writer), more_blocks),
+        |(state, mut writer, mut blocks)| async move {
+            match state {
+                State::Head(head) => Some((Ok(head), (State::Blocks, writer, blocks))),
+                State::Blocks => match blocks.next().await {
+                    Some(Ok(chunk)) => {
+                        let written = writer.as_mut().map(|w| w.blocks(chunk)).unwrap_or_default();
+                        Some((Ok(written), (State::Blocks, writer, blocks)))
+                    }
+                    Some(Err(error)) => {
+                        tracing::error!(%error, "a poll response was cut off");
+                        Some((Err(error), (State::Done, None, blocks)))
+                    }
+                    None => {
+                        let tail = writer.take().map(ChunkedWriter::finish).unwrap_or_default();
+                        Some((Ok(tail), (State::Done, None, blocks)))
+                    }
+                },
+                State::Done => None,
+            }
+        },
+    );
+    HttpBody::from_stream(stream)
 }
 
-fn taxii_response(dialect: Dialect, status: StatusCode, body: String) -> Response {
+fn empty_reply(dialect: Dialect) -> Response {
+    taxii_response(dialect, StatusCode::OK, HttpBody::empty())
+}
+
+fn taxii_response(dialect: Dialect, status: StatusCode, body: HttpBody) -> Response {
     let ids = taxii_xml::ids().dialect(dialect);
-    let mut response = Response::new(HttpBody::from(body));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(

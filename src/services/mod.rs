@@ -4,11 +4,14 @@
 
 mod subscriptions;
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures_util::Stream;
 
 use crate::config::{Config, FeedConfig, Right, ServiceConfig, ServiceKind};
 use crate::core::*;
-use crate::store::{NewBlock, PollQuery, Store, StoreError};
+use crate::store::{NewBlock, PollExtent, PollQuery, Store, StoreError};
 
 /// Most content blocks one poll response carries. In the draft and 1.0 a
 /// client continues from the response's end label, which is the label of the
@@ -16,13 +19,59 @@ use crate::store::{NewBlock, PollQuery, Store, StoreError};
 /// size, fetched with Poll_Fulfillment.
 pub const POLL_PAGE: usize = 1000;
 
+/// Most content blocks, and most bytes of content, read from the store at
+/// a time while a poll response is sent: however large the feed or the
+/// page, a response holds no more (but a single larger block).
+pub const POLL_CHUNK_BLOCKS: usize = 256;
+pub const POLL_CHUNK_BYTES: u64 = 1 << 20;
+
+/// Content blocks that follow those of a reply's message, read from the
+/// store while the reply is sent. An error ends the stream: the reply is
+/// then incomplete, and must be cut off rather than closed as if whole.
+pub type MoreBlocks = Pin<Box<dyn Stream<Item = Result<Vec<ContentBlock>, StoreError>> + Send>>;
+
+/// What the services answer: a message, and for a large poll response, the
+/// content blocks that follow those the message holds.
+pub struct Reply {
+    pub message: Message,
+    pub more_blocks: Option<MoreBlocks>,
+}
+
+impl From<Message> for Reply {
+    fn from(message: Message) -> Self {
+        Reply {
+            message,
+            more_blocks: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("message", &self.message)
+            .field("more_blocks", &self.more_blocks.is_some())
+            .finish()
+    }
+}
+
+/// One page of a poll: its size and bounds, its first chunk of blocks, and
+/// the rest to read as it is sent.
+struct Page {
+    first: Vec<ContentBlock>,
+    count: u64,
+    last: Option<Timestamp>,
+    more: bool,
+    rest: Option<MoreBlocks>,
+}
+
 pub struct Services<S> {
     config: Arc<Config>,
     store: S,
     public_url: String,
 }
 
-impl<S: Store> Services<S> {
+impl<S: Store + Clone> Services<S> {
     pub fn new(config: Arc<Config>, store: S) -> Self {
         let public_url = config.public_url();
         Services {
@@ -50,16 +99,20 @@ impl<S: Store> Services<S> {
         dialect: Dialect,
         identity: &Identity,
         request: Message,
-    ) -> Option<Message> {
+    ) -> Option<Reply> {
         let kind = request.kind();
         let reply = self.dispatch(path, dialect, identity, request).await;
         let outcome = match &reply {
             None => "none".to_owned(),
-            Some(Message {
-                body: Body::Status(status),
+            Some(Reply {
+                message:
+                    Message {
+                        body: Body::Status(status),
+                        ..
+                    },
                 ..
             }) => status.status_type.name().to_owned(),
-            Some(message) => message.kind().name().to_owned(),
+            Some(reply) => reply.message.kind().name().to_owned(),
         };
         metrics::counter!(
             "taxiway_taxii_requests_total",
@@ -78,7 +131,7 @@ impl<S: Store> Services<S> {
         dialect: Dialect,
         identity: &Identity,
         request: Message,
-    ) -> Option<Message> {
+    ) -> Option<Reply> {
         let services: Vec<&ServiceConfig> = self.config.services_at(path).collect();
         let wanted = match request.kind() {
             MessageKind::DiscoveryRequest => ServiceKind::Discovery,
@@ -88,16 +141,16 @@ impl<S: Store> Services<S> {
             MessageKind::PollRequest | MessageKind::PollFulfillment => ServiceKind::Poll,
             MessageKind::Inbox => ServiceKind::Inbox,
             other => {
-                return Some(status(
+                return Some(Reply::from(status(
                     &request,
                     dialect,
                     StatusType::BadMessage,
                     format!("a {other} is not a request"),
-                ));
+                )));
             }
         };
         let Some(service) = services.into_iter().find(|s| s.kind == wanted) else {
-            return Some(status(
+            return Some(Reply::from(status(
                 &request,
                 dialect,
                 StatusType::UnsupportedService,
@@ -105,22 +158,22 @@ impl<S: Store> Services<S> {
                     "no {wanted:?} service at {path} handles a {}",
                     request.kind()
                 ),
-            ));
+            )));
         };
         let outcome = match &request.body {
-            Body::DiscoveryRequest => Ok(self.discovery(dialect, identity, &request)),
-            Body::FeedInformationRequest => {
-                Ok(self.feed_information(service, dialect, identity, &request))
-            }
+            Body::DiscoveryRequest => Ok(self.discovery(dialect, identity, &request).into()),
+            Body::FeedInformationRequest => Ok(self
+                .feed_information(service, dialect, identity, &request)
+                .into()),
             Body::PollRequest(poll) => self.poll(service, dialect, identity, &request, poll).await,
             Body::PollFulfillment(fulfillment) => {
                 self.poll_fulfillment(service, dialect, identity, &request, fulfillment)
                     .await
             }
-            Body::SubscriptionManagementRequest(asked) => {
-                self.subscription_management(service, dialect, identity, &request, asked)
-                    .await
-            }
+            Body::SubscriptionManagementRequest(asked) => self
+                .subscription_management(service, dialect, identity, &request, asked)
+                .await
+                .map(Reply::from),
             Body::Inbox(inbox) => {
                 let reply = self
                     .inbox(service, dialect, identity, &request, inbox)
@@ -128,14 +181,15 @@ impl<S: Store> Services<S> {
                 if dialect == Dialect::Draft && matches!(&reply, Ok(m) if is_success(m)) {
                     return None;
                 }
-                reply
+                reply.map(Reply::from)
             }
             _ => Ok(status(
                 &request,
                 dialect,
                 StatusType::Failure,
                 format!("{} is not offered here yet", request.kind()),
-            )),
+            )
+            .into()),
         };
         Some(outcome.unwrap_or_else(|error| {
             tracing::error!(%error, path, "store failure");
@@ -145,7 +199,76 @@ impl<S: Store> Services<S> {
                 StatusType::Failure,
                 "the store is unavailable; try again",
             )
+            .into()
         }))
+    }
+
+    /// Part `part` (from 1) of a poll's result: pages of at most
+    /// [`POLL_PAGE`] blocks and `max_poll_response_bytes` of content, each
+    /// starting after the last label of the one before. Its extent, or when
+    /// there is no such part, how many parts there are. Part 1 always is.
+    async fn locate(
+        &self,
+        query: &PollQuery,
+        part: u64,
+    ) -> Result<Result<PollExtent, u64>, StoreError> {
+        let budget = self.config.server.max_poll_response_bytes;
+        let mut exclusive_begin = query.exclusive_begin;
+        let mut number = 1;
+        loop {
+            let mut extent = self
+                .store
+                .poll_extent(PollQuery {
+                    exclusive_begin,
+                    ..query.clone()
+                })
+                .await?;
+            let mut bytes = 0;
+            let fit = extent
+                .blocks
+                .iter()
+                .take_while(|(_, size)| {
+                    bytes += size;
+                    bytes <= budget
+                })
+                .count()
+                .max(1);
+            if fit < extent.blocks.len() {
+                extent.blocks.truncate(fit);
+                extent.more = true;
+            }
+            if number == part {
+                return Ok(Ok(extent));
+            }
+            if !extent.more {
+                return Ok(Err(number));
+            }
+            exclusive_begin = extent.blocks.last().map(|(label, _)| *label);
+            number += 1;
+        }
+    }
+
+    /// A page of a poll: its first chunk read now, the rest as it is sent.
+    async fn page(&self, query: &PollQuery, extent: PollExtent) -> Result<Page, StoreError> {
+        let mut chunks = chunk_ranges(&extent.blocks).map(|(first, last, count)| PollQuery {
+            // Labels are whole microseconds: one before the first excludes none.
+            exclusive_begin: Some(first.shifted_nanos(-1_000)),
+            inclusive_end: Some(last),
+            limit: count,
+            ..query.clone()
+        });
+        let first = match chunks.next() {
+            Some(chunk) => self.store.poll(chunk).await?.blocks,
+            None => Vec::new(),
+        };
+        let rest: Vec<PollQuery> = chunks.collect();
+        Ok(Page {
+            first: first.into_iter().map(|stored| stored.block).collect(),
+            count: extent.blocks.len() as u64,
+            last: extent.blocks.last().map(|(label, _)| *label),
+            more: extent.more,
+            rest: (!rest.is_empty()).then(|| read_chunks(self.store.clone(), rest)),
+        })
     }
 
     fn discovery(&self, dialect: Dialect, identity: &Identity, request: &Message) -> Message {
@@ -249,10 +372,10 @@ impl<S: Store> Services<S> {
         identity: &Identity,
         request: &Message,
         poll: &PollRequest,
-    ) -> Result<Message, StoreError> {
+    ) -> Result<Reply, StoreError> {
         let feed = match self.pollable(service, &poll.feed_name, dialect, identity, request) {
             Ok(feed) => feed,
-            Err(refused) => return Ok(*refused),
+            Err(refused) => return Ok((*refused).into()),
         };
         // Polling by subscription selects its feed's content by its bindings.
         let subscribed = match &poll.subscription_id {
@@ -264,7 +387,8 @@ impl<S: Store> Services<S> {
                         dialect,
                         StatusType::NotFound,
                         format!("no subscription {id} exists for {}", feed.name),
-                    ));
+                    )
+                    .into());
                 }
             },
             None => None,
@@ -284,7 +408,7 @@ impl<S: Store> Services<S> {
             .cloned()
             .collect();
         if !wanted.is_empty() && served.is_empty() {
-            return Ok(unsupported_content(request, dialect, feed));
+            return Ok(unsupported_content(request, dialect, feed).into());
         }
         // 1.1 answers a large result in parts. Its upper bound is fixed now,
         // at the latest label committed, so that parts asked for later do not
@@ -305,10 +429,10 @@ impl<S: Store> Services<S> {
             exclusive_begin: poll.exclusive_begin,
             inclusive_end,
             bindings: served,
-            skip: 0,
             limit: POLL_PAGE,
         };
-        let page = self.store.poll(query.clone()).await?;
+        let first = self.locate(&query, 1).await?.unwrap_or_default();
+        let page = self.page(&query, first).await?;
         if dialect == Dialect::V11
             && page.more
             && let Some(inclusive_end) = inclusive_end
@@ -332,8 +456,8 @@ impl<S: Store> Services<S> {
         // The end label bounds what was returned, so that a client continuing
         // from it misses nothing and gets nothing twice: the last block's
         // label, or with nothing returned, the latest label committed.
-        let inclusive_end = match page.blocks.last() {
-            Some(last) => Some(last.label),
+        let inclusive_end = match page.last {
+            Some(last) => Some(last),
             None => {
                 let latest = self.store.latest_label(&feed.name).await?;
                 let bounded = match (latest, poll.inclusive_end) {
@@ -347,8 +471,7 @@ impl<S: Store> Services<S> {
                 )
             }
         };
-        let count = page.blocks.len() as u64;
-        Ok(response(
+        let message = response(
             request,
             dialect,
             Body::PollResponse(PollResponse {
@@ -360,15 +483,19 @@ impl<S: Store> Services<S> {
                 exclusive_begin: poll.exclusive_begin,
                 inclusive_end,
                 record_count: Some(RecordCount {
-                    count,
+                    count: page.count,
                     partial: Some(page.more),
                 }),
                 message: page.more.then(|| {
                     "More content follows: poll again from this response's end label.".to_owned()
                 }),
-                content_blocks: page.blocks.into_iter().map(|stored| stored.block).collect(),
+                content_blocks: page.first,
             }),
-        ))
+        );
+        Ok(Reply {
+            message,
+            more_blocks: page.rest,
+        })
     }
 
     /// The feed a poll or a poll fulfillment names, if this service serves
@@ -409,11 +536,11 @@ impl<S: Store> Services<S> {
         identity: &Identity,
         request: &Message,
         fulfillment: &PollFulfillment,
-    ) -> Result<Message, StoreError> {
+    ) -> Result<Reply, StoreError> {
         let feed = match self.pollable(service, &fulfillment.feed_name, dialect, identity, request)
         {
             Ok(feed) => feed,
-            Err(refused) => return Ok(*refused),
+            Err(refused) => return Ok((*refused).into()),
         };
         let latest = self.store.latest_label(&feed.name).await?;
         let Some(result) = ResultSet::parse(&fulfillment.result_id).filter(|result| {
@@ -434,44 +561,39 @@ impl<S: Store> Services<S> {
                 ),
                 "ITEM",
                 [fulfillment.result_id.clone()],
-            ));
+            )
+            .into());
         };
         let part = fulfillment.result_part_number.unwrap_or(1);
         let query = result.query();
-        let skip = usize::try_from(part.saturating_sub(1))
-            .ok()
-            .and_then(|before| before.checked_mul(POLL_PAGE));
-        let page = match skip {
-            Some(skip) if part >= 1 => Some(
-                self.store
-                    .poll(PollQuery {
-                        skip,
-                        ..query.clone()
-                    })
-                    .await?,
-            ),
-            _ => None,
+        let located = match part {
+            0 => None,
+            part => Some(self.locate(&query, part).await?),
         };
-        match page {
-            Some(page) if part == 1 || !page.blocks.is_empty() => {
-                Ok(result_part(request, dialect, &result, part, page, None))
+        let parts = match located {
+            Some(Ok(extent)) => {
+                let page = self.page(&query, extent).await?;
+                return Ok(result_part(request, dialect, &result, part, page, None));
             }
-            _ => {
-                let count = self.store.count(query).await?;
-                let parts = count.div_ceil(POLL_PAGE as u64).max(1);
-                Ok(detailed_status(
-                    request,
-                    dialect,
-                    StatusType::InvalidResponsePart,
-                    format!(
-                        "result {} has parts 1 to {parts}; there is no part {part}",
-                        fulfillment.result_id
-                    ),
-                    "MAX_PART_NUMBER",
-                    [parts.to_string()],
-                ))
-            }
-        }
+            Some(Err(parts)) => parts,
+            None => self
+                .locate(&query, u64::MAX)
+                .await?
+                .err()
+                .unwrap_or(u64::MAX),
+        };
+        Ok(detailed_status(
+            request,
+            dialect,
+            StatusType::InvalidResponsePart,
+            format!(
+                "result {} has parts 1 to {parts}; there is no part {part}",
+                fulfillment.result_id
+            ),
+            "MAX_PART_NUMBER",
+            [parts.to_string()],
+        )
+        .into())
     }
 
     async fn inbox(
@@ -678,10 +800,50 @@ impl ResultSet {
             exclusive_begin: self.exclusive_begin,
             inclusive_end: Some(self.inclusive_end),
             bindings: self.bindings.clone(),
-            skip: 0,
             limit: POLL_PAGE,
         }
     }
+}
+
+/// A page's blocks in runs of consecutive labels, each of at most
+/// [`POLL_CHUNK_BLOCKS`] blocks and [`POLL_CHUNK_BYTES`] of content (or one
+/// larger block): the first label, the last and how many.
+fn chunk_ranges(
+    blocks: &[(Timestamp, u64)],
+) -> impl Iterator<Item = (Timestamp, Timestamp, usize)> {
+    let mut rest = blocks;
+    std::iter::from_fn(move || {
+        let (first, _) = *rest.first()?;
+        let mut bytes = 0;
+        let count = rest
+            .iter()
+            .take(POLL_CHUNK_BLOCKS)
+            .take_while(|(_, size)| {
+                bytes += size;
+                bytes <= POLL_CHUNK_BYTES
+            })
+            .count()
+            .max(1);
+        let last = rest[count - 1].0;
+        rest = &rest[count..];
+        Some((first, last, count))
+    })
+}
+
+/// Reads the chunks of a page one at a time, each when the one before has
+/// been taken.
+fn read_chunks<S: Store>(store: S, chunks: Vec<PollQuery>) -> MoreBlocks {
+    Box::pin(futures_util::stream::try_unfold(
+        (store, chunks.into_iter()),
+        |(store, mut chunks)| async move {
+            let Some(chunk) = chunks.next() else {
+                return Ok(None);
+            };
+            let page = store.poll(chunk).await?;
+            let blocks = page.blocks.into_iter().map(|stored| stored.block).collect();
+            Ok(Some((blocks, (store, chunks))))
+        },
+    ))
 }
 
 fn hex(text: &str) -> String {
@@ -719,11 +881,10 @@ fn result_part(
     dialect: Dialect,
     result: &ResultSet,
     part: u64,
-    page: crate::store::PollPage,
+    page: Page,
     subscription_id: Option<String>,
-) -> Message {
-    let count = page.blocks.len() as u64;
-    response(
+) -> Reply {
+    let message = response(
         request,
         dialect,
         Body::PollResponse(PollResponse {
@@ -735,7 +896,7 @@ fn result_part(
             exclusive_begin: result.exclusive_begin,
             inclusive_end: Some(result.inclusive_end),
             record_count: Some(RecordCount {
-                count,
+                count: page.count,
                 partial: Some(page.more),
             }),
             message: page.more.then(|| {
@@ -744,9 +905,13 @@ fn result_part(
                     part + 1
                 )
             }),
-            content_blocks: page.blocks.into_iter().map(|stored| stored.block).collect(),
+            content_blocks: page.first,
         }),
-    )
+    );
+    Reply {
+        message,
+        more_blocks: page.rest,
+    }
 }
 
 fn unsupported_content(request: &Message, dialect: Dialect, feed: &FeedConfig) -> Message {
@@ -824,5 +989,46 @@ pub fn new_message_id(dialect: Dialect) -> String {
         Dialect::Draft => uuid.simple().to_string(),
         Dialect::V10 => uuid.as_u128().to_string(),
         Dialect::V11 => uuid.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(n: i64) -> Timestamp {
+        Timestamp::from_unix(1_700_000_000 + n, 0)
+    }
+
+    #[test]
+    fn chunks_cover_a_page_once_within_both_bounds() {
+        let sizes = [10, 600_000, 500_000, 2_000_000, 1, 1, 1_048_575, 1];
+        let blocks: Vec<(Timestamp, u64)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(n, size)| (label(n as i64), *size))
+            .collect();
+        let chunks: Vec<_> = chunk_ranges(&blocks).collect();
+        let expected = [
+            (label(0), label(1), 2),
+            (label(2), label(2), 1),
+            // Larger than a chunk: alone.
+            (label(3), label(3), 1),
+            (label(4), label(5), 2),
+            (label(6), label(7), 2),
+        ];
+        assert_eq!(chunks, expected);
+        assert_eq!(chunk_ranges(&[]).count(), 0);
+
+        let small: Vec<(Timestamp, u64)> = (0..600).map(|n| (label(n), 100)).collect();
+        let counts: Vec<usize> = chunk_ranges(&small).map(|(_, _, n)| n).collect();
+        assert_eq!(
+            counts,
+            [
+                POLL_CHUNK_BLOCKS,
+                POLL_CHUNK_BLOCKS,
+                600 - 2 * POLL_CHUNK_BLOCKS
+            ]
+        );
     }
 }

@@ -7,7 +7,7 @@ use crate::config::{FeedConfig, Right, ServiceConfig, ServiceKind};
 use crate::core::*;
 use crate::store::{Store, StoreError, Subscription};
 
-impl<S: Store> Services<S> {
+impl<S: Store + Clone> Services<S> {
     pub(super) async fn subscription_management(
         &self,
         service: &ServiceConfig,

@@ -37,7 +37,7 @@ pub struct StoredBlock {
 }
 
 /// What a poll asks of one feed: labels in `(exclusive_begin, inclusive_end]`,
-/// oldest first, skipping the first `skip` of them, at most `limit` of them.
+/// oldest first, at most `limit` of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollQuery {
     pub feed: String,
@@ -45,8 +45,6 @@ pub struct PollQuery {
     pub inclusive_end: Option<Timestamp>,
     /// Content binding ids to return; empty means any.
     pub bindings: Vec<String>,
-    /// Matching blocks passed over before the page starts (multi-part results).
-    pub skip: usize,
     pub limit: usize,
 }
 
@@ -55,6 +53,15 @@ pub struct PollQuery {
 pub struct PollPage {
     pub blocks: Vec<StoredBlock>,
     /// Whether more blocks match beyond this page.
+    pub more: bool,
+}
+
+/// The blocks of a poll page, known by their labels and sizes only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollExtent {
+    /// Each block's label and content size in bytes, oldest first.
+    pub blocks: Vec<(Timestamp, u64)>,
+    /// Whether more blocks match beyond the page.
     pub more: bool,
 }
 
@@ -110,6 +117,13 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
+/// Outbox rows by state, delivered ones aside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub pending: u64,
+    pub dead: u64,
+}
+
 /// A claimed outbox row with what delivering it needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DueDelivery {
@@ -149,9 +163,13 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks of a feed with labels in the query's range, oldest first.
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send;
 
-    /// How many blocks match the query's feed, range and bindings, whatever
-    /// its `skip` and `limit`.
-    fn count(&self, query: PollQuery) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// What [`Store::poll`] would return for the query, without the
+    /// content: a large page is then read in chunks of bounded size, by
+    /// label ranges that content arriving meanwhile cannot change.
+    fn poll_extent(
+        &self,
+        query: PollQuery,
+    ) -> impl Future<Output = Result<PollExtent, StoreError>> + Send;
 
     /// The latest label of a feed, if it holds anything.
     fn latest_label(
@@ -211,6 +229,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
 
+    /// How many outbox rows wait for delivery, and how many are dead.
+    fn outbox_depth(&self) -> impl Future<Output = Result<OutboxDepth, StoreError>> + Send;
+
     /// Makes dead rows pending again, due now: the given ones, or every dead
     /// row when `ids` is empty. Returns how many were reset.
     fn replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -227,8 +248,11 @@ impl<T: Store> Store for std::sync::Arc<T> {
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send {
         (**self).poll(query)
     }
-    fn count(&self, query: PollQuery) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).count(query)
+    fn poll_extent(
+        &self,
+        query: PollQuery,
+    ) -> impl Future<Output = Result<PollExtent, StoreError>> + Send {
+        (**self).poll_extent(query)
     }
     fn latest_label(
         &self,
@@ -285,6 +309,9 @@ impl<T: Store> Store for std::sync::Arc<T> {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send {
         (**self).outbox(dead_only, limit)
+    }
+    fn outbox_depth(&self) -> impl Future<Output = Result<OutboxDepth, StoreError>> + Send {
+        (**self).outbox_depth()
     }
     fn replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).replay(ids)

@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    DueDelivery, NewBlock, OutboxRow, OutboxState, PollPage, PollQuery, Retry, Store, StoreError,
-    StoredBlock, Subscription,
+    DueDelivery, NewBlock, OutboxDepth, OutboxRow, OutboxState, PollExtent, PollPage, PollQuery,
+    Retry, Store, StoreError, StoredBlock, Subscription,
 };
 use crate::core::{
     ContentBinding, ContentBlock, Delivery, Dialect, MessageBinding, ProtocolBinding,
@@ -199,7 +199,7 @@ impl Store for SqliteStore {
              WHERE feed = ?1 AND label_us > ?2 AND label_us <= ?3 \
                AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5))) \
              ORDER BY label_us \
-             LIMIT ?6 OFFSET ?7",
+             LIMIT ?6",
         )
         .bind(&query.feed)
         .bind(begin)
@@ -207,7 +207,6 @@ impl Store for SqliteStore {
         .bind(i64::from(!query.bindings.is_empty()))
         .bind(bindings)
         .bind(limit)
-        .bind(i64::try_from(query.skip).unwrap_or(i64::MAX))
         .fetch_all(&self.readers)
         .await
         .map_err(|e| map_error("poll failed", e))?;
@@ -221,25 +220,38 @@ impl Store for SqliteStore {
         Ok(PollPage { blocks, more })
     }
 
-    async fn count(&self, query: PollQuery) -> Result<u64, StoreError> {
+    async fn poll_extent(&self, query: PollQuery) -> Result<PollExtent, StoreError> {
         let begin = query.exclusive_begin.map_or(i64::MIN, to_micros);
         let end = query.inclusive_end.map_or(i64::MAX, to_micros);
+        let limit = i64::try_from(query.limit)
+            .unwrap_or(i64::MAX)
+            .saturating_add(1);
         let bindings = serde_json::to_string(&query.bindings)
             .map_err(|e| StoreError::Unavailable(format!("cannot encode the bindings: {e}")))?;
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM content_blocks \
+        // octet_length reads the size from the record header, not the content.
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT label_us, octet_length(content) FROM content_blocks \
              WHERE feed = ?1 AND label_us > ?2 AND label_us <= ?3 \
-               AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5)))",
+               AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5))) \
+             ORDER BY label_us \
+             LIMIT ?6",
         )
         .bind(&query.feed)
         .bind(begin)
         .bind(end)
         .bind(i64::from(!query.bindings.is_empty()))
         .bind(bindings)
-        .fetch_one(&self.readers)
+        .bind(limit)
+        .fetch_all(&self.readers)
         .await
-        .map_err(|e| map_error("counting a poll failed", e))?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        .map_err(|e| map_error("measuring a poll failed", e))?;
+        let more = rows.len() > query.limit;
+        let blocks = rows
+            .into_iter()
+            .take(query.limit)
+            .map(|(label, bytes)| (from_micros(label), u64::try_from(bytes).unwrap_or(0)))
+            .collect();
+        Ok(PollExtent { blocks, more })
     }
 
     async fn latest_label(&self, feed: &str) -> Result<Option<Timestamp>, StoreError> {
@@ -416,6 +428,21 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| map_error("listing the outbox failed", e))?;
         rows.iter().map(outbox_row_of).collect()
+    }
+
+    async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
+        // Each count walks the (state, id) index over its own rows only.
+        let (pending, dead): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending'), \
+                    (SELECT COUNT(*) FROM outbox WHERE state = 'dead')",
+        )
+        .fetch_one(&self.readers)
+        .await
+        .map_err(|e| map_error("measuring the outbox failed", e))?;
+        Ok(OutboxDepth {
+            pending: u64::try_from(pending).unwrap_or(0),
+            dead: u64::try_from(dead).unwrap_or(0),
+        })
     }
 
     async fn replay(&self, ids: &[i64]) -> Result<u64, StoreError> {

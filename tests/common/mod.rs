@@ -108,7 +108,35 @@ pub async fn exchange(
     if let Some((_, length)) = headers.iter().find(|(name, _)| name == "content-length") {
         body.truncate(length.parse().expect("a Content-Length"));
     }
+    if headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
     (status, headers, body)
+}
+
+/// The payload of a chunked HTTP/1.1 body; panics on a body cut off before
+/// its last chunk, as a streamed reply broken midway is.
+pub fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size line: the body was cut off");
+        let size_text = std::str::from_utf8(&raw[..line_end]).expect("an ASCII chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .expect("a hexadecimal chunk size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return body;
+        }
+        assert!(raw.len() >= size + 2, "a chunk was cut off");
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 /// One HTTP/1.1 request with the given headers and body.
@@ -188,4 +216,140 @@ pub async fn cabby(address: std::net::SocketAddr, tool: &'static str, args: Vec<
     );
     assert!(!text.contains("Traceback"), "{tool} failed:\n{text}");
     text
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A gateway child process, SIGKILLed on drop so that a failing test leaves
+/// none behind.
+pub struct Running(pub std::process::Child);
+
+impl Running {
+    pub fn sigkill(&mut self) {
+        // std's Child::kill sends SIGKILL on Unix.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
+/// The real binary, serving the default scenario on `address` from `dir`,
+/// once its /healthz answers.
+pub async fn spawn_binary(address: std::net::SocketAddr, dir: &Path, log: &str) -> Running {
+    spawn_binary_with(address, dir, log, &[]).await
+}
+
+/// The default scenario with `settings` (`key = value` lines) added to its
+/// `[server]` table, written to `dir/taxiway.toml`.
+pub fn default_config_with(dir: &Path, settings: &[&str]) -> PathBuf {
+    let default =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"))
+            .expect("config/default.toml");
+    let server = format!("[server]\n{}\n", settings.join("\n"));
+    assert!(default.contains("[server]\n"), "a [server] table");
+    let path = dir.join("taxiway.toml");
+    std::fs::write(&path, default.replacen("[server]\n", &server, 1)).unwrap();
+    path
+}
+
+/// The real binary, serving on `address` from `dir` with `arguments` after
+/// `serve`, once its /healthz answers.
+pub async fn spawn_binary_with(
+    address: std::net::SocketAddr,
+    dir: &Path,
+    log: &str,
+    arguments: &[&std::ffi::OsStr],
+) -> Running {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_taxiway"))
+        .arg("serve")
+        .args(arguments)
+        .arg("--listen")
+        .arg(address.to_string())
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("the binary starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the gateway exited early: {status}");
+        }
+        if tokio::net::TcpStream::connect(address).await.is_ok() {
+            let (code, _, body) = http(address, "GET", "/healthz", &[], b"").await;
+            if code == 200 && body.starts_with(b"ok") {
+                return Running(child);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never became healthy"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A TAXII request written in `dialect` and POSTed with the headers a
+/// well-behaved client of that dialect sends; the reply read as TAXII, with
+/// the HTTP headers it came with.
+pub async fn post_taxii(
+    address: std::net::SocketAddr,
+    path: &str,
+    dialect: taxiway::core::Dialect,
+    body: &str,
+    authorization: Option<&str>,
+) -> (Vec<(String, String)>, taxiway::core::Message) {
+    let ids = taxiway::bindings::taxii_xml::ids().dialect(dialect);
+    let mut headers = vec![
+        ("Content-Type", "application/xml"),
+        ("X-TAXII-Content-Type", ids.content_type.as_str()),
+        ("X-TAXII-Accept", ids.content_type.as_str()),
+        ("X-TAXII-Protocol", ids.protocol_http.as_str()),
+    ];
+    if dialect != taxiway::core::Dialect::Draft {
+        headers.push(("X-TAXII-Services", ids.services_version.as_str()));
+    }
+    if let Some(authorization) = authorization {
+        headers.push(("Authorization", authorization));
+    }
+    let (status, headers, reply) = http(address, "POST", path, &headers, body.as_bytes()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    // A test reads the large responses it asks for.
+    let limits = taxiway::bindings::taxii_xml::Limits {
+        max_body_bytes: usize::MAX,
+        ..Default::default()
+    };
+    let parsed = taxiway::bindings::taxii_xml::parse_with(&reply, &limits).unwrap_or_else(|e| {
+        let start = String::from_utf8_lossy(&reply[..reply.len().min(2000)]).into_owned();
+        panic!("not TAXII ({e}): {start}")
+    });
+    assert_eq!(parsed.dialect, dialect);
+    (headers, parsed.message)
+}
+
+/// The number N of the first `example:p-N` package id in a content block.
+pub fn package_number(block: &taxiway::core::ContentBlock) -> usize {
+    let content = block.content.as_str();
+    let at = content.find("example:p-").expect("a package id") + "example:p-".len();
+    let digits: String = content[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a package number")
 }

@@ -55,11 +55,7 @@ pub fn convert(message: Message, from: Dialect, to: Dialect) -> Result<Conversio
     if !kind.exists_in(to) {
         return Err(SerializeError::NoSuchMessage { dialect: to, kind });
     }
-    let mut converter = Converter {
-        from,
-        to,
-        notes: Vec::new(),
-    };
+    let mut converter = Converter::new(from, to, None);
     let message = converter.message(message)?;
     Ok(Conversion {
         message,
@@ -67,13 +63,36 @@ pub fn convert(message: Message, from: Dialect, to: Dialect) -> Result<Conversio
     })
 }
 
+/// Converts content blocks that follow, in the same message, blocks already
+/// converted (a poll response written in chunks). `draft_binding`: the
+/// binding the message's first block set, which the draft keeps for all.
+pub(crate) fn convert_more_blocks(
+    blocks: Vec<ContentBlock>,
+    from: Dialect,
+    to: Dialect,
+    draft_binding: Option<String>,
+) -> Vec<ContentBlock> {
+    Converter::new(from, to, draft_binding).blocks(blocks)
+}
+
 struct Converter {
     from: Dialect,
     to: Dialect,
     notes: Vec<ConversionNote>,
+    /// In the draft, the one content binding of the message's blocks.
+    draft_binding: Option<String>,
 }
 
 impl Converter {
+    fn new(from: Dialect, to: Dialect, draft_binding: Option<String>) -> Self {
+        Converter {
+            from,
+            to,
+            notes: Vec::new(),
+            draft_binding,
+        }
+    }
+
     fn note(&mut self, effect: Effect, field: impl Into<String>, detail: impl Into<String>) {
         self.notes.push(ConversionNote {
             effect,
@@ -910,10 +929,10 @@ impl Converter {
                     );
                     continue;
                 }
-                if kept
-                    .first()
-                    .is_some_and(|b| b.binding.id != block.binding.id)
-                {
+                let binding = self
+                    .draft_binding
+                    .get_or_insert_with(|| block.binding.id.clone());
+                if *binding != block.binding.id {
                     self.note(
                         Effect::Lost,
                         field("content"),

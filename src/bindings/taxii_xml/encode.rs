@@ -9,19 +9,12 @@ use super::ids::{Ids, ids};
 use super::reader::{escape_attribute_into, mentions_prefix};
 use crate::core::*;
 
+/// The binding a draft message without content blocks names.
+pub(crate) const DRAFT_DEFAULT_BINDING: &str = "urn:stix.mitre.org:xml:1.0";
+
 /// Writes a message in a dialect.
 pub fn serialize(message: &Message, dialect: Dialect) -> Result<String, SerializeError> {
-    let mut writer = Writer {
-        out: String::with_capacity(estimate(message)),
-        dialect,
-        ids: ids(),
-        prefix: if dialect == Dialect::V11 {
-            "taxii_11"
-        } else {
-            "taxii"
-        },
-        v11: dialect == Dialect::V11,
-    };
+    let mut writer = Writer::new(dialect, estimate(message));
     if !message.kind().exists_in(dialect) {
         return Err(SerializeError::NoSuchMessage {
             dialect,
@@ -30,6 +23,49 @@ pub fn serialize(message: &Message, dialect: Dialect) -> Result<String, Serializ
     }
     writer.message(message)?;
     Ok(writer.out)
+}
+
+/// Writes a message with content blocks in two parts: up to and including
+/// its blocks, and after them, so that more blocks can be written between.
+pub(crate) fn serialize_split(
+    message: &Message,
+    dialect: Dialect,
+) -> Result<(String, String), SerializeError> {
+    if !message.kind().exists_in(dialect) {
+        return Err(SerializeError::NoSuchMessage {
+            dialect,
+            kind: message.kind(),
+        });
+    }
+    let mut writer = Writer::new(dialect, estimate(message));
+    writer.split = Some(0);
+    writer.message(message)?;
+    let at = writer
+        .split
+        .filter(|at| *at > 0)
+        .ok_or_else(|| SerializeError::Inexpressible {
+            dialect,
+            what: format!("a {} with content blocks to follow", message.kind()),
+        })?;
+    let tail = writer.out.split_off(at);
+    Ok((writer.out, tail))
+}
+
+/// Writes content blocks the way a message of `dialect` carries them, for
+/// the gap [`serialize_split`] leaves.
+pub(crate) fn serialize_blocks(blocks: &[ContentBlock], dialect: Dialect) -> String {
+    let mut writer = Writer::new(
+        dialect,
+        blocks.iter().map(|b| b.content.as_str().len() + 256).sum(),
+    );
+    if writer.draft() {
+        writer.draft_documents(blocks);
+    } else {
+        for block in blocks {
+            writer.content_block(block);
+        }
+    }
+    writer.out
 }
 
 fn estimate(message: &Message) -> usize {
@@ -50,6 +86,8 @@ struct Writer {
     ids: &'static Ids,
     prefix: &'static str,
     v11: bool,
+    /// Where the content blocks of the message end, once written.
+    split: Option<usize>,
 }
 
 /// Names of one dialect, for the few places both shapes are written by one function.
@@ -59,6 +97,27 @@ struct Names {
 }
 
 impl Writer {
+    fn new(dialect: Dialect, capacity: usize) -> Self {
+        Writer {
+            out: String::with_capacity(capacity),
+            dialect,
+            ids: ids(),
+            prefix: if dialect == Dialect::V11 {
+                "taxii_11"
+            } else {
+                "taxii"
+            },
+            v11: dialect == Dialect::V11,
+            split: None,
+        }
+    }
+
+    fn blocks_end_here(&mut self) {
+        if self.split.is_some() {
+            self.split = Some(self.out.len());
+        }
+    }
+
     fn draft(&self) -> bool {
         self.dialect == Dialect::Draft
     }
@@ -466,6 +525,7 @@ impl Writer {
                 for block in &response.content_blocks {
                     self.content_block(block);
                 }
+                self.blocks_end_here();
             }
             Body::Inbox(inbox) => {
                 if self.v11 {
@@ -483,6 +543,7 @@ impl Writer {
                 for block in &inbox.content_blocks {
                     self.content_block(block);
                 }
+                self.blocks_end_here();
             }
             Body::SubscriptionAlert(_) => {}
         }
@@ -873,6 +934,7 @@ impl Writer {
                 self.optional_text("subscription-id", response.subscription_id.as_deref());
                 self.optional_text("message", response.message.as_deref());
                 self.draft_blocks(&response.content_blocks);
+                self.blocks_end_here();
             }
             Body::Inbox(inbox) => {
                 let subscription = inbox
@@ -882,13 +944,14 @@ impl Writer {
                 self.optional_text("subscription-id", subscription);
                 self.optional_text("message", inbox.message.as_deref());
                 self.draft_blocks(&inbox.content_blocks);
+                self.blocks_end_here();
             }
         }
         Ok(())
     }
 
     fn default_draft_binding(&self) -> String {
-        self.draft_binding(&ContentBinding::new("urn:stix.mitre.org:xml:1.0"))
+        self.draft_binding(&ContentBinding::new(DRAFT_DEFAULT_BINDING))
     }
 
     /// The draft carries one content binding per message and the payloads inline.
@@ -898,6 +961,10 @@ impl Writer {
             .map(|b| self.draft_binding(&b.binding))
             .unwrap_or_else(|| self.default_draft_binding());
         self.text_element("content-binding", &binding);
+        self.draft_documents(blocks);
+    }
+
+    fn draft_documents(&mut self, blocks: &[ContentBlock]) {
         for block in blocks {
             if let XmlContent::Xml(xml) = &block.content {
                 self.out.push_str(xml);
