@@ -298,8 +298,21 @@ impl Config {
         Config::from_toml(DEFAULT_CONFIG).expect("config/default.toml is valid")
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    /// Refuses a configuration that cannot work; run again after changing
+    /// a loaded one.
+    pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
+        if let Some(url) = &self.server.public_url {
+            let host = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
+                .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+            if host.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
+                return invalid(format!(
+                    "public_url {url:?} is not an http:// or https:// URL with a host"
+                ));
+            }
+        }
         let mut accounts = BTreeSet::new();
         let mut subjects = BTreeSet::new();
         for identity in &self.identities {
@@ -440,6 +453,25 @@ mod tests {
         assert_eq!(config.services_at("/feeds/pay").count(), 2);
         assert!(!config.feed("Silver").unwrap().poll);
         assert_eq!(config.public_url(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn a_public_url_needs_a_scheme_and_a_host() {
+        let mut config = Config::default_scenario();
+        for good in ["http://taxii.example.org", "https://h:8443/taxii/"] {
+            config.server.public_url = Some(good.to_owned());
+            assert!(config.check().is_ok(), "{good}");
+        }
+        for bad in [
+            "taxii.example.org",
+            "ftp://h",
+            "http://",
+            "https:///x",
+            "http://a b",
+        ] {
+            config.server.public_url = Some(bad.to_owned());
+            assert!(config.check().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -39,6 +39,21 @@ enum OutboxAction {
     },
 }
 
+/// Settings of the configuration that the command line overrides.
+#[derive(clap::Args)]
+struct ServeOverrides {
+    /// Overrides the configuration's listen address.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Overrides the configuration's data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides the base URL that service addresses are given at (behind a
+    /// proxy or in a container, the listen address is not it).
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs the gateway. With no configuration it serves the seed's Source
@@ -48,12 +63,8 @@ enum Command {
         /// The configuration file (see taxiway.example.toml).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Overrides the configuration's listen address.
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Overrides the configuration's data directory.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: ServeOverrides,
     },
     /// Shows or replays the push outbox of a data directory.
     Outbox {
@@ -85,11 +96,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            data_dir,
-        } => serve(config, listen, data_dir),
+        Command::Serve { config, overrides } => serve(config, overrides),
         Command::Validate { json, files } => validate(&files, json),
         Command::Convert { to, file } => convert(&file, to),
         Command::HashPassword => hash_password(),
@@ -104,11 +111,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(
-    config: Option<PathBuf>,
-    listen: Option<std::net::SocketAddr>,
-    data_dir: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
+fn serve(config: Option<PathBuf>, overrides: ServeOverrides) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -128,12 +131,16 @@ fn serve(
             Config::default_scenario()
         }
     };
-    if let Some(listen) = listen {
+    if let Some(listen) = overrides.listen {
         config.server.listen = listen;
     }
-    if let Some(data_dir) = data_dir {
+    if let Some(data_dir) = overrides.data_dir {
         config.server.data_dir = data_dir;
     }
+    if let Some(public_url) = overrides.public_url {
+        config.server.public_url = Some(public_url);
+    }
+    config.check().context("with the command line's settings")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let gateway = Gateway::start(config).await?;

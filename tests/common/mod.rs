@@ -272,14 +272,28 @@ pub async fn spawn_binary_with(
     log: &str,
     arguments: &[&std::ffi::OsStr],
 ) -> Running {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
+    let mut command_line: Vec<&std::ffi::OsStr> = vec!["serve".as_ref()];
+    command_line.extend(arguments);
+    let address_text = address.to_string();
+    command_line.extend([
+        "--listen".as_ref(),
+        address_text.as_ref(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+    ]);
+    spawn_command_line(address, &dir.join(log), &command_line).await
+}
+
+/// The real binary run with `command_line`, logging to `log`, once its
+/// /healthz answers on `address`.
+pub async fn spawn_command_line(
+    address: std::net::SocketAddr,
+    log: &Path,
+    command_line: &[&std::ffi::OsStr],
+) -> Running {
+    let log = std::fs::File::create(log).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_taxiway"))
-        .arg("serve")
-        .args(arguments)
-        .arg("--listen")
-        .arg(address.to_string())
-        .arg("--data-dir")
-        .arg(dir)
+        .args(command_line)
         .env("RUST_LOG", "info")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().unwrap())
