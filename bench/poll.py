@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Fills a feed through a TAXII 1.1 inbox, then polls it in full, following
-the end labels, and prints the seconds the full poll took.
+result parts and end labels, and prints the seconds the full poll took.
 
 Usage: poll.py BASE_URL FEED BLOCKS [--fill] [--auth user:password]
 Only the standard library: it runs with any Python 3.
@@ -53,6 +53,9 @@ def fill(base, feed, blocks, auth):
 
 
 def poll_all(base, feed, path, auth):
+    """Polls from the start, fetching the parts of a multi-part result with
+    Poll_Fulfillment, then continuing from the result's end label until a
+    poll returns nothing."""
     begin, total, requests, size = None, 0, 0, 0
     while True:
         bound = f"<t:Exclusive_Begin_Timestamp>{begin}</t:Exclusive_Begin_Timestamp>" if begin else ""
@@ -67,6 +70,18 @@ def poll_all(base, feed, path, auth):
         if blocks == 0:
             return total, requests, size
         total += blocks
+        part = 1
+        while re.search(r'<[^>]*Poll_Response[^>]* more="(true|1)"', reply):
+            result_id = re.search(r' result_id="([^"]+)"', reply).group(1)
+            part += 1
+            body = (
+                f'<t:Poll_Fulfillment xmlns:t="{NS}" message_id="fulfil-{requests}" collection_name="{feed}" '
+                f'result_id="{result_id}" result_part_number="{part}"/>'
+            )
+            reply = post(base + path, body, auth)
+            requests += 1
+            size += len(reply)
+            total += reply.count("Content_Block>") // 2
         begin = re.search(r"Inclusive_End_Timestamp>([^<]+)<", reply).group(1)
 
 
