@@ -1,11 +1,14 @@
-//! The gateway's own vocabulary: TAXII core messages, timestamps and status
-//! types. Everything behind the adapters works on these types only, so this
-//! module depends on nothing of ours and on no I/O.
+//! The gateway's own vocabulary: TAXII core messages, the envelope they
+//! travel in, timestamps and status types. Everything behind the adapters
+//! works on these types only, so this module depends on nothing of ours and
+//! on no I/O.
 
+mod envelope;
 mod message;
 mod status;
 mod timestamp;
 
+pub use envelope::{Envelope, Origin, WireBinding};
 pub use message::*;
 pub use status::StatusType;
 pub use timestamp::{Timestamp, TimestampError};
