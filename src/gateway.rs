@@ -20,6 +20,7 @@ use crate::adapters::taxii_http::{self, TlsPeer};
 use crate::adapters::taxii_push::PushWorker;
 use crate::auth::Authenticator;
 use crate::config::{Config, TlsConfig};
+use crate::core::Timestamp;
 use crate::services::Services;
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -50,11 +51,14 @@ pub struct Gateway {
     /// Where the HTTP listener is bound (useful when the configuration said port 0).
     pub local_addr: SocketAddr,
     pub config: Arc<Config>,
+    /// Its name in relay hop records.
+    pub gateway_id: String,
     /// Checks the passwords of every adapter's requests.
     pub authenticator: Arc<Authenticator>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<Result<(), std::io::Error>>,
     push: PushWorker,
+    background: Background,
 }
 
 impl Gateway {
@@ -74,7 +78,16 @@ impl Gateway {
         let config = Arc::new(config);
         let push = PushWorker::start(store.clone(), config.delivery.clone())
             .map_err(GatewayError::Push)?;
-        let services = Arc::new(Services::new(config.clone(), store.clone()));
+        let gateway_id = gateway_id(&config)?;
+        let router = Arc::new(crate::router::Router::new(
+            config.clone(),
+            gateway_id.clone(),
+        ));
+        let services = Arc::new(Services::new(config.clone(), store.clone(), router));
+        let background = Background::new();
+        let ttl = config.router.seen_ttl_seconds;
+        let kept = store.clone();
+        background.spawn(move |stop| forget_seen(kept, ttl, stop));
         let authenticator = Arc::new(Authenticator::new(&config));
         let app =
             operations(store.clone()).merge(taxii_http::router(services, authenticator.clone()));
@@ -89,14 +102,17 @@ impl Gateway {
                     .await
             }),
         };
-        tracing::info!(%local_addr, data_dir = %config.server.data_dir.display(), "taxiway is serving");
+        tracing::info!(%local_addr, data_dir = %config.server.data_dir.display(), %gateway_id,
+            "taxiway is serving");
         Ok(Gateway {
             local_addr,
             config,
+            gateway_id,
             authenticator,
             shutdown,
             server,
             push,
+            background,
         })
     }
 
@@ -105,6 +121,7 @@ impl Gateway {
         let _ = self.shutdown.send(());
         let served = join(self.server).await;
         self.push.stop().await;
+        self.background.stop().await;
         served
     }
 
@@ -112,7 +129,91 @@ impl Gateway {
     pub async fn wait(self) -> Result<(), GatewayError> {
         let served = join(self.server).await;
         self.push.stop().await;
+        self.background.stop().await;
         served
+    }
+}
+
+/// The gateway's own tasks besides the listener: each runs until told to stop.
+struct Background {
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<JoinSet<()>>,
+}
+
+impl Background {
+    fn new() -> Background {
+        Background {
+            stop: watch::channel(false).0,
+            tasks: std::sync::Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// Runs `task` with a receiver that turns true when the gateway stops.
+    fn spawn<F, T>(&self, task: F)
+    where
+        F: FnOnce(watch::Receiver<bool>) -> T,
+        T: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let running = task(self.stop.subscribe());
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.spawn(running);
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let Ok(mut tasks) = self.tasks.into_inner() else {
+            return;
+        };
+        while let Some(done) = tasks.join_next().await {
+            if let Err(error) = done {
+                tracing::error!(%error, "a background task failed");
+            }
+        }
+    }
+}
+
+/// This gateway's relay name: configured, or made once and kept in the data
+/// directory, so that it survives restarts and differs between installations.
+fn gateway_id(config: &Config) -> Result<String, GatewayError> {
+    if let Some(id) = &config.gateway.id {
+        return Ok(id.clone());
+    }
+    let path = config.server.data_dir.join("gateway-id");
+    let unreadable = |error: std::io::Error| {
+        GatewayError::Store(StoreError::Unavailable(format!(
+            "cannot keep the gateway id in {}: {error}",
+            path.display()
+        )))
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        Ok(_) => Err(unreadable(std::io::Error::other("the file is empty"))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("taxiway-{}", uuid::Uuid::new_v4().simple());
+            std::fs::write(&path, format!("{id}\n")).map_err(unreadable)?;
+            Ok(id)
+        }
+        Err(error) => Err(unreadable(error)),
+    }
+}
+
+/// Forgets remembered message ids once they are older than the seen window.
+async fn forget_seen<S: Store>(store: S, ttl_seconds: u64, mut stop: watch::Receiver<bool>) {
+    let ttl = i64::try_from(ttl_seconds.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
+    loop {
+        match store
+            .forget_seen(Timestamp::now().shifted_nanos(-ttl))
+            .await
+        {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::debug!(forgotten, "message ids forgotten"),
+            Err(error) => tracing::warn!(%error, "cannot forget old message ids"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -9,5 +9,6 @@ pub mod bindings;
 pub mod config;
 pub mod core;
 pub mod gateway;
+pub mod router;
 pub mod services;
 pub mod store;

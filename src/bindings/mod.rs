@@ -1,3 +1,4 @@
 //! Codecs: each binding's wire format to and from core messages. No I/O here.
 
+pub mod amqp;
 pub mod taxii_xml;

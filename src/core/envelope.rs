@@ -2,7 +2,61 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Dialect, Identity, Message, Timestamp};
+use super::{Dialect, ExtendedHeader, Identity, Message, Timestamp, XmlContent};
+
+/// The extended header that carries a relayed message's hop record: the ids
+/// of the gateways it went through, space-separated, oldest first.
+pub const HOPS_HEADER: &str = "urn:taxiway:relay#hops";
+/// The extended header that carries the id a relayed message had at the
+/// first gateway, whatever ids later dialects gave it: the key that stops a
+/// message reaching a gateway twice through a mesh.
+pub const ORIGIN_HEADER: &str = "urn:taxiway:relay#origin";
+
+/// The relay record of a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relay {
+    pub hops: Vec<String>,
+    pub origin_id: Option<String>,
+}
+
+impl Relay {
+    /// Takes the relay headers off a message.
+    pub fn take_from(message: &mut Message) -> Relay {
+        let mut relay = Relay::default();
+        message.extended_headers.retain(|header| {
+            let value = || header.value.as_str().trim().to_owned();
+            if header.name == HOPS_HEADER {
+                relay.hops = value().split_whitespace().map(str::to_owned).collect();
+                false
+            } else if header.name == ORIGIN_HEADER {
+                relay.origin_id = Some(value()).filter(|id| !id.is_empty());
+                false
+            } else {
+                true
+            }
+        });
+        relay
+    }
+
+    /// Puts the relay headers on a message that leaves the gateway.
+    pub fn put_on(&self, message: &mut Message) {
+        message
+            .extended_headers
+            .retain(|h| h.name != HOPS_HEADER && h.name != ORIGIN_HEADER);
+        if !self.hops.is_empty() {
+            message.extended_headers.push(ExtendedHeader {
+                name: HOPS_HEADER.to_owned(),
+                value: XmlContent::Text(self.hops.join(" ")),
+            });
+        }
+        if let Some(origin) = &self.origin_id {
+            message.extended_headers.push(ExtendedHeader {
+                name: ORIGIN_HEADER.to_owned(),
+                value: XmlContent::Text(origin.clone()),
+            });
+        }
+    }
+}
 
 /// A message on its way through the gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -10,9 +64,9 @@ pub struct Envelope {
     pub message: Message,
     pub origin: Origin,
     pub received: Timestamp,
-    /// The gateways this message went through before this one, oldest first
-    /// (the relay hop record that prevents loops and echoes).
-    pub hops: Vec<String>,
+    /// The gateways this message went through before this one, and its id
+    /// at the first: what prevents loops, echoes and double storing.
+    pub relay: Relay,
 }
 
 /// Where a message came in.

@@ -8,7 +8,7 @@ mod message;
 mod status;
 mod timestamp;
 
-pub use envelope::{Envelope, Origin, WireBinding};
+pub use envelope::{Envelope, HOPS_HEADER, ORIGIN_HEADER, Origin, Relay, WireBinding};
 pub use message::*;
 pub use status::StatusType;
 pub use timestamp::{Timestamp, TimestampError};

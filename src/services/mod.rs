@@ -2,7 +2,10 @@
 //! poll and inbox, on the hosted feeds of the store. Wire formats are the
 //! adapters' business: this module sees core messages only.
 
+mod intake;
 mod subscriptions;
+
+pub use intake::{Accepted, Intake};
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +14,8 @@ use futures_util::Stream;
 
 use crate::config::{Config, FeedConfig, Right, ServiceConfig, ServiceKind};
 use crate::core::*;
-use crate::store::{NewBlock, PollExtent, PollQuery, Store, StoreError};
+use crate::router::Router;
+use crate::store::{PollExtent, PollQuery, Store, StoreError};
 
 /// Most content blocks one poll response carries. In the draft and 1.0 a
 /// client continues from the response's end label, which is the label of the
@@ -68,15 +72,17 @@ struct Page {
 pub struct Services<S> {
     config: Arc<Config>,
     store: S,
+    router: Arc<Router>,
     public_url: String,
 }
 
 impl<S: Store + Clone> Services<S> {
-    pub fn new(config: Arc<Config>, store: S) -> Self {
+    pub fn new(config: Arc<Config>, store: S, router: Arc<Router>) -> Self {
         let public_url = config.public_url();
         Services {
             config,
             store,
+            router,
             public_url,
         }
     }
@@ -648,44 +654,52 @@ impl<S: Store + Clone> Services<S> {
             }
             chosen
         };
-        let mut blocks = Vec::new();
-        for block in &inbox.content_blocks {
-            let takers: Vec<&&FeedConfig> = destinations
-                .iter()
-                .filter(|feed| feed.content_bindings.contains(&block.binding.id))
-                .collect();
-            if takers.is_empty() {
-                // convert() writes the details as 1.0 and draft detail text.
-                return Ok(detailed_status(
-                    request,
-                    dialect,
-                    StatusType::UnsupportedContent,
-                    format!("no destination accepts {}", block.binding.id),
-                    "SUPPORTED_CONTENT",
-                    self.bindings_of(&service.feeds).into_iter().map(|b| b.id),
-                ));
-            }
-            for feed in takers {
-                blocks.push(NewBlock {
-                    feed: feed.name.clone(),
-                    binding: block.binding.clone(),
-                    content: block.content.clone(),
-                    source_message_id: request.id.clone(),
-                });
-            }
-        }
-        let stored = self.store.append(blocks).await?;
-        tracing::info!(message_id = %request.id, blocks = stored.len(), "inbox content committed");
-        for block in &stored {
-            metrics::counter!("taxiway_content_blocks_stored_total", "feed" => block.feed.clone())
-                .increment(1);
-        }
-        Ok(status(
-            request,
-            dialect,
-            StatusType::Success,
-            format!("{} content block(s) stored", stored.len()),
-        ))
+        let mut message = request.clone();
+        let relay = Relay::take_from(&mut message);
+        let intake = Intake {
+            dedup_key: relay.origin_id.clone(),
+            envelope: Envelope {
+                message,
+                origin: Origin {
+                    adapter: "taxii_http".to_owned(),
+                    identity: identity.clone(),
+                    binding: WireBinding::TaxiiXml(dialect),
+                },
+                received: Timestamp::now(),
+                relay,
+            },
+            feeds: destinations.iter().map(|feed| feed.name.clone()).collect(),
+        };
+        let inbox_feeds = &service.feeds;
+        Ok(match self.accept(intake).await? {
+            Accepted::Stored { blocks, forwarded } => status(
+                request,
+                dialect,
+                StatusType::Success,
+                format!("{blocks} content block(s) stored, {forwarded} forward(s) queued"),
+            ),
+            Accepted::Duplicate => status(
+                request,
+                dialect,
+                StatusType::Success,
+                "this message was taken in before: nothing more was done",
+            ),
+            Accepted::Dropped => status(
+                request,
+                dialect,
+                StatusType::Success,
+                "taken in; the routes keep nothing of it",
+            ),
+            Accepted::Refused(reason) => status(request, dialect, StatusType::Failure, reason),
+            Accepted::Unsupported(binding) => detailed_status(
+                request,
+                dialect,
+                StatusType::UnsupportedContent,
+                format!("no destination accepts {binding}"),
+                "SUPPORTED_CONTENT",
+                self.bindings_of(inbox_feeds).into_iter().map(|b| b.id),
+            ),
+        })
     }
 
     /// Whether discovery shows `service` to `identity`: it may read (or

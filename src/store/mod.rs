@@ -24,6 +24,70 @@ pub struct NewBlock {
     pub source_message_id: String,
 }
 
+/// Everything one ingress message leads to, committed in one transaction
+/// before the ingress acknowledges it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commit {
+    pub blocks: Vec<NewBlock>,
+    pub egress: Vec<NewEgress>,
+    /// When set, the commit is refused as a duplicate (and nothing of it is
+    /// stored) if this key was committed within the seen window; otherwise
+    /// the key is remembered.
+    pub dedup_key: Option<String>,
+    /// A poller's position, advanced with the content it fetched.
+    pub cursor: Option<PollCursor>,
+}
+
+impl Commit {
+    pub fn blocks(blocks: Vec<NewBlock>) -> Self {
+        Commit {
+            blocks,
+            ..Commit::default()
+        }
+    }
+}
+
+/// What became of a commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Committed {
+    Stored(Vec<StoredBlock>),
+    /// Its dedup key was seen already: nothing was stored.
+    Duplicate,
+}
+
+/// A message to deliver to an egress destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEgress {
+    /// The configured egress name.
+    pub destination: String,
+    pub message_id: String,
+    /// What the egress needs to write the message, serialised by its owner.
+    pub payload: String,
+}
+
+/// An egress outbox row due for delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressRow {
+    pub id: i64,
+    pub destination: String,
+    pub message_id: String,
+    pub payload: String,
+    pub attempts: u32,
+    pub state: OutboxState,
+    pub last_error: Option<String>,
+}
+
+/// Where a poller stopped in a remote feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollCursor {
+    pub poller: String,
+    pub feed: String,
+    /// The remote's end label, as it wrote it.
+    pub end_label: String,
+    /// A 1.1 multi-part result being fetched, and the next part to ask for.
+    pub result: Option<(String, u64)>,
+}
+
 /// A content block as stored: its feed, its place and its label.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredBlock {
@@ -152,13 +216,60 @@ pub enum StoreError {
 
 /// Where hosted feeds live.
 pub trait Store: Send + Sync + 'static {
-    /// Adds blocks and returns them labelled, once they are durably
-    /// committed. Everything passed in one call commits in one transaction,
-    /// or not at all; concurrent calls may share a commit.
+    /// Commits blocks (labelled), egress rows, a dedup key and a cursor,
+    /// and answers once they are durable. Everything passed in one call
+    /// commits in one transaction, or not at all; concurrent calls may share
+    /// a commit.
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// Adds blocks and returns them labelled, once they are durably committed.
     fn append(
         &self,
         blocks: Vec<NewBlock>,
-    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send {
+        let committing = self.commit(Commit::blocks(blocks));
+        async move {
+            match committing.await? {
+                Committed::Stored(blocks) => Ok(blocks),
+                Committed::Duplicate => Err(StoreError::Invalid(
+                    "a commit without a dedup key cannot be a duplicate".into(),
+                )),
+            }
+        }
+    }
+
+    /// Pending egress rows of a destination that are due, oldest first; a
+    /// row waiting for a retry holds back the later ones, so that each
+    /// destination receives messages in order.
+    fn claim_egress(
+        &self,
+        destination: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EgressRow>, StoreError>> + Send;
+
+    fn egress_delivered(&self, rows: &[i64])
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn egress_failed(
+        &self,
+        row: i64,
+        error: &str,
+        retry: Retry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets dedup keys committed before `before`; returns how many.
+    fn forget_seen(
+        &self,
+        before: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A poller's position in a remote feed, if it has one.
+    fn poll_cursor(
+        &self,
+        poller: &str,
+        feed: &str,
+    ) -> impl Future<Output = Result<Option<PollCursor>, StoreError>> + Send;
 
     /// Blocks of a feed with labels in the query's range, oldest first.
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send;
@@ -239,11 +350,43 @@ pub trait Store: Send + Sync + 'static {
 
 /// A shared store is a store: the services and the delivery workers hold one each.
 impl<T: Store> Store for std::sync::Arc<T> {
-    fn append(
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<Committed, StoreError>> + Send {
+        (**self).commit(commit)
+    }
+    fn claim_egress(
         &self,
-        blocks: Vec<NewBlock>,
-    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send {
-        (**self).append(blocks)
+        destination: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EgressRow>, StoreError>> + Send {
+        (**self).claim_egress(destination, now, limit)
+    }
+    fn egress_delivered(
+        &self,
+        rows: &[i64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).egress_delivered(rows)
+    }
+    fn egress_failed(
+        &self,
+        row: i64,
+        error: &str,
+        retry: Retry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).egress_failed(row, error, retry)
+    }
+    fn poll_cursor(
+        &self,
+        poller: &str,
+        feed: &str,
+    ) -> impl Future<Output = Result<Option<PollCursor>, StoreError>> + Send {
+        (**self).poll_cursor(poller, feed)
+    }
+    fn forget_seen(
+        &self,
+        before: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).forget_seen(before)
     }
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send {
         (**self).poll(query)

@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    DueDelivery, NewBlock, OutboxDepth, OutboxRow, OutboxState, PollExtent, PollPage, PollQuery,
-    Retry, Store, StoreError, StoredBlock, Subscription,
+    Commit, Committed, DueDelivery, EgressRow, OutboxDepth, OutboxRow, OutboxState, PollCursor,
+    PollExtent, PollPage, PollQuery, Retry, Store, StoreError, StoredBlock, Subscription,
 };
 use crate::core::{
     ContentBinding, ContentBlock, Delivery, Dialect, MessageBinding, ProtocolBinding,
@@ -48,6 +48,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_subscriptions_outbox.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_egress_seen_cursors.sql"),
+    ),
 ];
 
 // Macros rather than constants: sqlx takes only static SQL, built with concat!.
@@ -69,16 +73,16 @@ macro_rules! outbox_columns {
     };
 }
 
-type Reply = oneshot::Sender<Result<Vec<StoredBlock>, StoreError>>;
+type Reply = oneshot::Sender<Result<Committed, StoreError>>;
 
-struct AppendRequest {
-    blocks: Vec<NewBlock>,
+struct CommitRequest {
+    commit: Commit,
     reply: Reply,
 }
 
 /// Hosted feeds in `DATA_DIR/taxiway.sqlite3`.
 pub struct SqliteStore {
-    requests: mpsc::Sender<AppendRequest>,
+    requests: mpsc::Sender<CommitRequest>,
     readers: SqlitePool,
     /// One connection for the small writes of subscriptions and the outbox;
     /// SQLite serialises it with the appending writer.
@@ -160,14 +164,18 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    /// If the returned future is dropped after the blocks were handed to the
-    /// writer, they are still committed.
-    async fn append(&self, blocks: Vec<NewBlock>) -> Result<Vec<StoredBlock>, StoreError> {
-        if blocks.is_empty() {
-            return Ok(Vec::new());
+    /// If the returned future is dropped after the commit was handed to the
+    /// writer, it is still committed.
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+        if commit.blocks.is_empty()
+            && commit.egress.is_empty()
+            && commit.dedup_key.is_none()
+            && commit.cursor.is_none()
+        {
+            return Ok(Committed::Stored(Vec::new()));
         }
         // Checked here so that one bad call cannot fail a shared commit.
-        if let Some(block) = blocks.iter().find(|b| b.binding.subtypes.len() > 1) {
+        if let Some(block) = commit.blocks.iter().find(|b| b.binding.subtypes.len() > 1) {
             return Err(StoreError::Invalid(format!(
                 "a content block carries at most one subtype, got {:?}",
                 block.binding.subtypes
@@ -175,7 +183,7 @@ impl Store for SqliteStore {
         }
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(AppendRequest { blocks, reply })
+            .send(CommitRequest { commit, reply })
             .await
             .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?;
         answer.await.map_err(|_| {
@@ -430,6 +438,115 @@ impl Store for SqliteStore {
         rows.iter().map(outbox_row_of).collect()
     }
 
+    async fn claim_egress(
+        &self,
+        destination: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<EgressRow>, StoreError> {
+        let now = to_micros(now);
+        let rows = sqlx::query(
+            "SELECT id, destination, message_id, payload, attempts, state, last_error \
+             FROM egress_outbox o \
+             WHERE o.destination = ?1 AND o.state = 'pending' AND o.next_attempt_us <= ?2 \
+               AND NOT EXISTS (SELECT 1 FROM egress_outbox e \
+                   WHERE e.destination = ?1 AND e.state = 'pending' \
+                     AND e.id < o.id AND e.next_attempt_us > ?2) \
+             ORDER BY o.id LIMIT ?3",
+        )
+        .bind(destination)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(|e| map_error("claiming egress rows failed", e))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| map_error("reading an egress row failed", e);
+                let state: String = row.try_get("state").map_err(read)?;
+                let attempts: i64 = row.try_get("attempts").map_err(read)?;
+                Ok(EgressRow {
+                    id: row.try_get("id").map_err(read)?,
+                    destination: row.try_get("destination").map_err(read)?,
+                    message_id: row.try_get("message_id").map_err(read)?,
+                    payload: row.try_get("payload").map_err(read)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    state: outbox_state_of(&state)?,
+                    last_error: row.try_get("last_error").map_err(read)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn egress_delivered(&self, rows: &[i64]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(rows)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode the ids: {e}")))?;
+        sqlx::query(
+            "UPDATE egress_outbox SET state = 'delivered', attempts = attempts + 1, \
+                 last_error = NULL \
+             WHERE state = 'pending' AND id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(ids)
+        .execute(&self.control)
+        .await
+        .map_err(|e| map_error("marking egress deliveries failed", e))?;
+        Ok(())
+    }
+
+    async fn egress_failed(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
+        let (state, next) = match retry {
+            Retry::At(at) => ("pending", Some(to_micros(at))),
+            Retry::Dead => ("dead", None),
+        };
+        sqlx::query(
+            "UPDATE egress_outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
+                 next_attempt_us = COALESCE(?4, next_attempt_us) \
+             WHERE id = ?1 AND state = 'pending'",
+        )
+        .bind(row)
+        .bind(error)
+        .bind(state)
+        .bind(next)
+        .execute(&self.control)
+        .await
+        .map_err(|e| map_error("recording an egress failure failed", e))?;
+        Ok(())
+    }
+
+    async fn poll_cursor(
+        &self,
+        poller: &str,
+        feed: &str,
+    ) -> Result<Option<PollCursor>, StoreError> {
+        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT end_label, result_id, next_part FROM poll_cursors \
+             WHERE poller = ?1 AND feed = ?2",
+        )
+        .bind(poller)
+        .bind(feed)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(|e| map_error("reading a poll cursor failed", e))?;
+        Ok(row.map(|(end_label, result_id, next_part)| PollCursor {
+            poller: poller.to_owned(),
+            feed: feed.to_owned(),
+            end_label,
+            result: result_id.zip(next_part.map(|n| u64::try_from(n).unwrap_or(1))),
+        }))
+    }
+
+    async fn forget_seen(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM seen_messages WHERE seen_us < ?1")
+            .bind(to_micros(before))
+            .execute(&self.control)
+            .await
+            .map_err(|e| map_error("forgetting seen message ids failed", e))?;
+        Ok(done.rows_affected())
+    }
+
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
         // Each count walks the (state, id) index over its own rows only.
         let (pending, dead): (i64, i64) = sqlx::query_as(
@@ -510,19 +627,21 @@ fn subscription_of(row: &SqliteRow) -> Result<Subscription, StoreError> {
     })
 }
 
+fn outbox_state_of(state: &str) -> Result<OutboxState, StoreError> {
+    match state {
+        "pending" => Ok(OutboxState::Pending),
+        "delivered" => Ok(OutboxState::Delivered),
+        "dead" => Ok(OutboxState::Dead),
+        other => Err(StoreError::Corrupt(format!(
+            "an outbox row has an unknown state {other:?}"
+        ))),
+    }
+}
+
 fn outbox_row_of(row: &SqliteRow) -> Result<OutboxRow, StoreError> {
     let read = |e| map_error("reading an outbox row failed", e);
     let id: i64 = row.try_get("o_id").map_err(read)?;
-    let state = match row.try_get::<String, _>("o_state").map_err(read)?.as_str() {
-        "pending" => OutboxState::Pending,
-        "delivered" => OutboxState::Delivered,
-        "dead" => OutboxState::Dead,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "outbox row {id} has an unknown state {other:?}"
-            )));
-        }
-    };
+    let state = outbox_state_of(&row.try_get::<String, _>("o_state").map_err(read)?)?;
     let attempts: i64 = row.try_get("o_attempts").map_err(read)?;
     Ok(OutboxRow {
         id,
@@ -581,7 +700,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut queue: mpsc::Receiver<AppendRequest>) {
+    async fn run(mut self, mut queue: mpsc::Receiver<CommitRequest>) {
         let mut batch = Vec::with_capacity(MAX_REQUESTS_PER_COMMIT);
         // Takes everything queued at once; returns 0 once every sender is gone.
         while queue.recv_many(&mut batch, MAX_REQUESTS_PER_COMMIT).await > 0 {
@@ -610,10 +729,7 @@ impl Writer {
 
     /// Stores every request's blocks in one transaction; labels are only
     /// remembered once it has committed.
-    async fn commit(
-        &mut self,
-        batch: &[AppendRequest],
-    ) -> Result<Vec<Vec<StoredBlock>>, StoreError> {
+    async fn commit(&mut self, batch: &[CommitRequest]) -> Result<Vec<Committed>, StoreError> {
         // IMMEDIATE takes the write lock now, so the clock is read after any wait.
         let mut tx = self
             .conn
@@ -629,8 +745,23 @@ impl Writer {
         let mut answers = Vec::with_capacity(batch.len());
 
         for request in batch {
-            let mut stored = Vec::with_capacity(request.blocks.len());
-            for new in &request.blocks {
+            let commit = &request.commit;
+            if let Some(key) = &commit.dedup_key {
+                let fresh = sqlx::query(
+                    "INSERT OR IGNORE INTO seen_messages (key, seen_us) VALUES (?1, ?2)",
+                )
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_error("remembering a message id failed", e))?;
+                if fresh.rows_affected() == 0 {
+                    answers.push(Committed::Duplicate);
+                    continue;
+                }
+            }
+            let mut stored = Vec::with_capacity(commit.blocks.len());
+            for new in &commit.blocks {
                 let feed = new.feed.as_str();
                 let last = match labels.get(feed).or_else(|| self.last_labels.get(feed)) {
                     Some(&last) => Some(last),
@@ -699,7 +830,44 @@ impl Writer {
                     block,
                 });
             }
-            answers.push(stored);
+            for egress in &commit.egress {
+                sqlx::query(
+                    "INSERT INTO egress_outbox \
+                     (destination, message_id, payload, next_attempt_us, state, created_us) \
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?4)",
+                )
+                .bind(&egress.destination)
+                .bind(&egress.message_id)
+                .bind(&egress.payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_error("queueing an egress message failed", e))?;
+            }
+            if let Some(cursor) = &commit.cursor {
+                let (result_id, next_part) = match &cursor.result {
+                    Some((id, part)) => (
+                        Some(id.as_str()),
+                        Some(i64::try_from(*part).unwrap_or(i64::MAX)),
+                    ),
+                    None => (None, None),
+                };
+                sqlx::query(
+                    "INSERT INTO poll_cursors (poller, feed, end_label, result_id, next_part) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (poller, feed) DO UPDATE SET end_label = ?3, result_id = ?4, \
+                       next_part = ?5",
+                )
+                .bind(&cursor.poller)
+                .bind(&cursor.feed)
+                .bind(&cursor.end_label)
+                .bind(result_id)
+                .bind(next_part)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_error("advancing a poll cursor failed", e))?;
+            }
+            answers.push(Committed::Stored(stored));
         }
 
         tx.commit()

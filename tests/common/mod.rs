@@ -367,3 +367,4 @@ pub fn package_number(block: &taxiway::core::ContentBlock) -> usize {
         .collect();
     digits.parse().expect("a package number")
 }
+pub mod opentaxii;

@@ -1,5 +1,9 @@
 //! The gateway's configuration: one TOML file, read and checked once at start.
 
+mod bridge;
+
+pub use bridge::*;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +13,7 @@ use serde::Deserialize;
 use crate::core::Identity;
 
 /// The seed's Source, served when no configuration is given.
-pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
 
 /// Paths the gateway answers itself, for operators.
 pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/metrics"];
@@ -35,6 +39,16 @@ pub struct Config {
     pub identities: Vec<IdentityConfig>,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub router: RouterConfig,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub egress: Vec<EgressConfig>,
+    #[serde(default)]
+    pub amqp_ingress: Vec<AmqpIngressConfig>,
 }
 
 /// Push delivery to subscribers.
@@ -301,6 +315,7 @@ impl Config {
     /// Refuses a configuration that cannot work; run again after changing
     /// a loaded one.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_bridge().map_err(ConfigError::Invalid)?;
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         if let Some(url) = &self.server.public_url {
             let host = url
@@ -476,7 +491,7 @@ mod tests {
 
     #[test]
     fn the_example_file_is_a_valid_configuration() {
-        let example = include_str!("../taxiway.example.toml");
+        let example = include_str!("../../taxiway.example.toml");
         let config = Config::from_toml(example).unwrap();
         assert_eq!(config.services.len(), 4);
         assert!(!config.feed("Silver").unwrap().poll);

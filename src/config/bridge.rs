@@ -1,0 +1,334 @@
+//! The configuration of the bridge: this gateway's name among gateways, the
+//! routes, the egress destinations and the ingress that are not TAXII
+//! services (AMQP consumers).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Config;
+use crate::core::{Dialect, MessageKind};
+
+/// Placeholders an AMQP routing key may hold.
+pub const ROUTING_KEY_FIELDS: [&str; 4] = ["feed", "message_type", "content_binding", "source"];
+
+impl Config {
+    pub fn egress_named(&self, name: &str) -> Option<&EgressConfig> {
+        self.egress.iter().find(|egress| egress.name == name)
+    }
+
+    /// The bridge's part of [`Config::check`].
+    pub(super) fn check_bridge(&self) -> Result<(), String> {
+        if let Some(id) = &self.gateway.id
+            && (id.is_empty() || id.contains(char::is_whitespace))
+        {
+            return Err(format!("gateway id {id:?} is empty or holds spaces"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for egress in &self.egress {
+            if !names.insert(egress.name.as_str()) {
+                return Err(format!("egress {} is defined twice", egress.name));
+            }
+            match (&egress.amqp, &egress.taxii) {
+                (Some(amqp), None) => check_routing_key(&egress.name, &amqp.routing_key)?,
+                (None, Some(taxii)) => {
+                    if !(taxii.url.starts_with("http://") || taxii.url.starts_with("https://")) {
+                        return Err(format!(
+                            "egress {}: url {:?} is not http:// or https://",
+                            egress.name, taxii.url
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "egress {} needs exactly one of [egress.amqp] and [egress.taxii]",
+                        egress.name
+                    ));
+                }
+            }
+            if egress.max_attempts == 0 {
+                return Err(format!("egress {}: max_attempts is 0", egress.name));
+            }
+        }
+        let mut routes = std::collections::BTreeSet::new();
+        for route in &self.routes {
+            if !routes.insert(route.name.as_str()) {
+                return Err(format!("route {} is defined twice", route.name));
+            }
+            if route.actions.is_empty() {
+                return Err(format!("route {} has no actions", route.name));
+            }
+            for action in &route.actions {
+                match action {
+                    RouteAction::Forward(name) if self.egress_named(name).is_none() => {
+                        return Err(format!(
+                            "route {} forwards to {name}, which no [[egress]] defines",
+                            route.name
+                        ));
+                    }
+                    RouteAction::StoreIn(feed) | RouteAction::RenameFeed(feed)
+                        if self.feed(feed).is_none()
+                            && matches!(action, RouteAction::StoreIn(_)) =>
+                    {
+                        return Err(format!(
+                            "route {} stores in {feed}, which is not a hosted feed",
+                            route.name
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut consumers = std::collections::BTreeSet::new();
+        for ingress in &self.amqp_ingress {
+            if ingress.name == "taxii_http" || !consumers.insert(ingress.name.as_str()) {
+                return Err(format!("AMQP ingress name {} is taken", ingress.name));
+            }
+            if ingress.prefetch == 0 {
+                return Err(format!("AMQP ingress {}: prefetch is 0", ingress.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_routing_key(egress: &str, template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!(
+                "egress {egress}: routing key {template:?} has an unclosed {{"
+            ));
+        };
+        let field = &rest[open + 1..open + close];
+        if !ROUTING_KEY_FIELDS.contains(&field) {
+            return Err(format!(
+                "egress {egress}: routing key field {{{field}}} is not one of {ROUTING_KEY_FIELDS:?}"
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// This gateway among the gateways of a community.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Its name in relay hop records; it must be unique among the gateways a
+    /// message can pass through. When not set, a random one is made on the
+    /// first start and kept in the data directory.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// What the router does besides the routes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// What happens to a message that no route takes.
+    #[serde(default)]
+    pub unrouted: Unrouted,
+    /// How long the ids of relayed and queued messages are remembered, so
+    /// that one reaching the gateway again is not stored twice.
+    #[serde(default = "default_seen_ttl")]
+    pub seen_ttl_seconds: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            unrouted: Unrouted::default(),
+            seen_ttl_seconds: default_seen_ttl(),
+        }
+    }
+}
+
+fn default_seen_ttl() -> u64 {
+    7 * 24 * 3600
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unrouted {
+    /// Stored in the hosted feeds it names; refused when it names none.
+    #[default]
+    Store,
+    /// Refused with a clear status.
+    Refuse,
+    /// Acknowledged and forgotten.
+    Drop,
+}
+
+/// A rule: when an incoming message matches, what to do with it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Every criterion given must hold; a list holds when any of its values does.
+    #[serde(default, rename = "match")]
+    pub matches: RouteMatch,
+    pub actions: Vec<RouteAction>,
+    /// Whether later routes are tried after this one matched.
+    #[serde(default, rename = "continue")]
+    pub and_then: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Ingress names: `taxii_http`, an AMQP consumer's or a poller's name.
+    #[serde(default)]
+    pub adapter: Vec<String>,
+    /// Wire forms: `draft`, `1.0`, `1.1`, `amqp`, `rolie`.
+    #[serde(default)]
+    pub binding: Vec<String>,
+    /// Identity names (`anonymous` for none).
+    #[serde(default)]
+    pub identity: Vec<String>,
+    #[serde(default)]
+    pub message_type: Vec<MessageKind>,
+    /// Feed or collection names the message is for.
+    #[serde(default)]
+    pub feed: Vec<String>,
+    /// Content binding ids, matched by any block of the message.
+    #[serde(default)]
+    pub content_binding: Vec<String>,
+    /// Extended header values, by header name (as the message names it,
+    /// e.g. `http://example.org/share#label`); all must be equal.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// One thing a route does, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAction {
+    /// Store in the hosted feeds the message is for (which pushes to their
+    /// subscribers).
+    Store,
+    /// Store in this hosted feed.
+    StoreIn(String),
+    /// Send to an egress destination.
+    Forward(String),
+    /// Send to every inbox that a discovery service lists (the seed's
+    /// peer-to-peer community).
+    FanOut(String),
+    /// Do nothing more with it.
+    Drop,
+    SetHeader {
+        name: String,
+        value: String,
+    },
+    StripHeader(String),
+    /// Make the message for this feed instead of the ones it named.
+    RenameFeed(String),
+}
+
+/// Where forwarded messages go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    pub name: String,
+    #[serde(default)]
+    pub amqp: Option<AmqpEgressConfig>,
+    #[serde(default)]
+    pub taxii: Option<TaxiiEgressConfig>,
+    /// Who is at the other end: identity names and gateway ids. A message
+    /// that came from one of them, or passed through one, is never sent
+    /// there (no echo, no loop).
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Attempts before a message goes to the dead-letter state.
+    #[serde(default = "default_egress_attempts")]
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles with each further one.
+    #[serde(default = "default_egress_backoff_ms")]
+    pub initial_backoff_ms: u64,
+}
+
+fn default_egress_attempts() -> u32 {
+    12
+}
+
+fn default_egress_backoff_ms() -> u64 {
+    500
+}
+
+/// Publishing to an AMQP exchange.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpEgressConfig {
+    /// `amqp://user:password@host:port/vhost`.
+    pub uri: String,
+    pub exchange: String,
+    /// Declared (durable) at start when set: `topic`, `direct`, `fanout`, `headers`.
+    #[serde(default)]
+    pub declare: Option<String>,
+    /// Built per message: `{feed}`, `{message_type}`, `{content_binding}` and
+    /// `{source}` are replaced by the message's values.
+    #[serde(default = "default_routing_key")]
+    pub routing_key: String,
+    /// The TAXII dialect of the bodies.
+    #[serde(default = "default_amqp_dialect")]
+    pub dialect: Dialect,
+    /// Publisher confirms awaited at once.
+    #[serde(default = "default_in_flight")]
+    pub in_flight: usize,
+}
+
+fn default_routing_key() -> String {
+    "taxii.{feed}.{message_type}".to_owned()
+}
+
+fn default_amqp_dialect() -> Dialect {
+    Dialect::V11
+}
+
+fn default_in_flight() -> usize {
+    1000
+}
+
+/// Pushing inbox messages to a remote TAXII inbox service.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaxiiEgressConfig {
+    pub url: String,
+    pub dialect: Dialect,
+    /// 1.1: the destination collection; otherwise the remote inbox decides.
+    #[serde(default)]
+    pub collection: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Read from this environment variable at start, so that the file holds
+    /// no secret.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Consuming TAXII content from an AMQP queue.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpIngressConfig {
+    /// The adapter name routes match on.
+    pub name: String,
+    pub uri: String,
+    pub queue: String,
+    /// Declares the queue (durable, dead-lettering to `dead_letter_exchange`)
+    /// and the exchange at start.
+    #[serde(default)]
+    pub declare: bool,
+    /// Where deliveries that cannot be understood go, with the reason in an
+    /// `x-taxiway-reason` header.
+    pub dead_letter_exchange: String,
+    /// Whose rights apply to what the queue brings.
+    pub identity: String,
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+}
+
+fn default_prefetch() -> u16 {
+    256
+}

@@ -1,0 +1,139 @@
+//! Taking in content from any ingress: the router's plan for it, carried
+//! out in one transaction (blocks, their pushes, the forwards, the dedup
+//! key) before the ingress acknowledges.
+
+use super::Services;
+use crate::core::*;
+use crate::router::Outgoing;
+use crate::store::{Commit, Committed, NewBlock, NewEgress, PollCursor, Store, StoreError};
+
+/// What an ingress hands over: an inbox message and the feeds it is for,
+/// the ingress having checked the sender's right to send it.
+#[derive(Clone, Debug)]
+pub struct Intake {
+    pub envelope: Envelope,
+    pub feeds: Vec<String>,
+    /// Set when the message may reach this gateway more than once (relayed,
+    /// redelivered): taken in once while the key is remembered.
+    pub dedup_key: Option<String>,
+}
+
+/// What became of an intake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    Stored {
+        blocks: usize,
+        forwarded: usize,
+    },
+    /// Taken in before: nothing was done again.
+    Duplicate,
+    /// The routes keep nothing of it.
+    Dropped,
+    Refused(String),
+    /// No feed it is stored in accepts this content binding.
+    Unsupported(String),
+}
+
+impl<S: Store + Clone> Services<S> {
+    /// Routes a message and commits what the routes decide.
+    pub async fn accept(&self, intake: Intake) -> Result<Accepted, StoreError> {
+        self.accept_with(intake, None).await
+    }
+
+    /// [`Services::accept`], advancing a poller's cursor in the same commit.
+    pub async fn accept_with(
+        &self,
+        intake: Intake,
+        cursor: Option<PollCursor>,
+    ) -> Result<Accepted, StoreError> {
+        let plan = self.router.route(&intake.envelope, &intake.feeds);
+        for line in &plan.trace {
+            tracing::debug!(message_id = %intake.envelope.message.id, "{line}");
+        }
+        if let Some(reason) = plan.refused {
+            return Ok(Accepted::Refused(reason));
+        }
+        let mut blocks = Vec::new();
+        if let Some(Message {
+            body: Body::Inbox(inbox),
+            id,
+            ..
+        }) = &plan.stored_message
+        {
+            for block in &inbox.content_blocks {
+                let takers: Vec<&String> = plan
+                    .store
+                    .iter()
+                    .filter(|name| {
+                        self.config
+                            .feed(name)
+                            .is_some_and(|feed| feed.content_bindings.contains(&block.binding.id))
+                    })
+                    .collect();
+                if takers.is_empty() {
+                    return Ok(Accepted::Unsupported(block.binding.id.clone()));
+                }
+                blocks.extend(takers.into_iter().map(|feed| NewBlock {
+                    feed: feed.clone(),
+                    binding: block.binding.clone(),
+                    content: block.content.clone(),
+                    source_message_id: id.clone(),
+                }));
+            }
+        }
+        let mut egress = Vec::with_capacity(plan.forward.len());
+        for (destination, outgoing) in &plan.forward {
+            egress.push(NewEgress {
+                destination: destination.clone(),
+                message_id: outgoing.message.id.clone(),
+                payload: outgoing_payload(outgoing)?,
+            });
+        }
+        for (discovery, _) in &plan.fan_out {
+            tracing::warn!(%discovery, "fan-out is not carried out by this version");
+        }
+        if blocks.is_empty() && egress.is_empty() && cursor.is_none() && intake.dedup_key.is_none()
+        {
+            return Ok(Accepted::Dropped);
+        }
+        let forwarded = egress.len();
+        let committed = self
+            .store
+            .commit(Commit {
+                blocks,
+                egress,
+                dedup_key: intake.dedup_key,
+                cursor,
+            })
+            .await?;
+        let stored = match committed {
+            Committed::Duplicate => {
+                metrics::counter!("taxiway_duplicates_total").increment(1);
+                return Ok(Accepted::Duplicate);
+            }
+            Committed::Stored(stored) => stored,
+        };
+        tracing::info!(message_id = %intake.envelope.message.id, blocks = stored.len(), forwarded,
+            adapter = %intake.envelope.origin.adapter, "content committed");
+        for block in &stored {
+            metrics::counter!("taxiway_content_blocks_stored_total", "feed" => block.feed.clone())
+                .increment(1);
+        }
+        for (destination, _) in &plan.forward {
+            metrics::counter!("taxiway_forwards_queued_total", "egress" => destination.clone())
+                .increment(1);
+        }
+        if stored.is_empty() && forwarded == 0 {
+            return Ok(Accepted::Dropped);
+        }
+        Ok(Accepted::Stored {
+            blocks: stored.len(),
+            forwarded,
+        })
+    }
+}
+
+fn outgoing_payload(outgoing: &Outgoing) -> Result<String, StoreError> {
+    serde_json::to_string(outgoing)
+        .map_err(|e| StoreError::Invalid(format!("cannot keep a forwarded message: {e}")))
+}
