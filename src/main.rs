@@ -7,8 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use taxiway::bindings::taxii_xml::{self, ParseError};
 use taxiway::config::Config;
-use taxiway::core::Dialect;
+use taxiway::core::{Body, Dialect, Envelope, Identity, Origin, Relay, Timestamp, WireBinding};
 use taxiway::gateway::Gateway;
+use taxiway::router::Router;
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +20,28 @@ use taxiway::gateway::Gateway;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum RoutesAction {
+    /// Shows which routes a message would take and why, and what would be
+    /// stored and forwarded; nothing is stored or sent.
+    Test {
+        #[arg(long)]
+        config: PathBuf,
+        /// The ingress it arrives on: taxii_http, or an AMQP consumer's or
+        /// a poller's name.
+        #[arg(long, default_value = "taxii_http")]
+        adapter: String,
+        /// The identity that sends it (anonymous when not given).
+        #[arg(long)]
+        identity: Option<String>,
+        /// The feeds it is for, when the message names none.
+        #[arg(long = "feed")]
+        feeds: Vec<String>,
+        /// A TAXII XML message (any dialect).
+        message: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -83,6 +106,11 @@ enum Command {
     /// Reads a password from the first line of standard input and prints its
     /// argon2id hash, for an identity's password_hash.
     HashPassword,
+    /// Works with the routes of a configuration.
+    Routes {
+        #[command(subcommand)]
+        action: RoutesAction,
+    },
     /// Prints a TAXII XML message in another dialect; what was remapped or
     /// lost goes to standard error.
     Convert {
@@ -101,6 +129,16 @@ fn main() -> ExitCode {
         Command::Convert { to, file } => convert(&file, to),
         Command::HashPassword => hash_password(),
         Command::Outbox { action } => outbox(action),
+        Command::Routes {
+            action:
+                RoutesAction::Test {
+                    config,
+                    adapter,
+                    identity,
+                    feeds,
+                    message,
+                },
+        } => routes_test(&config, adapter, identity, feeds, &message),
     };
     match result {
         Ok(code) => code,
@@ -286,6 +324,79 @@ fn wire_status(error: &ParseError) -> String {
         .status_type_wire(Dialect::V11, &error.status)
         .map(str::to_owned)
         .unwrap_or_else(|| error.status.name().to_uppercase())
+}
+
+fn routes_test(
+    config: &PathBuf,
+    adapter: String,
+    identity: Option<String>,
+    feeds: Vec<String>,
+    file: &PathBuf,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let config = Config::from_toml(&text).with_context(|| format!("in {}", config.display()))?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let parsed = match taxii_xml::parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            println!(
+                "{}: invalid: {} {}",
+                file.display(),
+                wire_status(&error),
+                error.reason
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut message = parsed.message;
+    let relay = Relay::take_from(&mut message);
+    let feeds = match (&message.body, feeds.is_empty()) {
+        (Body::Inbox(inbox), true) => inbox.destination_feeds.clone(),
+        _ => feeds,
+    };
+    let gateway_id = config
+        .gateway
+        .id
+        .clone()
+        .unwrap_or_else(|| "(this gateway)".to_owned());
+    let envelope = Envelope {
+        message,
+        origin: Origin {
+            adapter,
+            identity: identity.map_or(Identity::Anonymous, Identity::Named),
+            binding: WireBinding::TaxiiXml(parsed.dialect),
+        },
+        received: Timestamp::now(),
+        relay,
+    };
+    let router = Router::new(std::sync::Arc::new(config), gateway_id);
+    let plan = router.route(&envelope, &feeds);
+    println!(
+        "{} {} {} for {feeds:?}",
+        file.display(),
+        parsed.dialect,
+        envelope.message.kind()
+    );
+    for line in &plan.trace {
+        println!("  {line}");
+    }
+    match &plan.refused {
+        Some(reason) => println!("=> refused: {reason}"),
+        None if plan.is_dropped() => println!("=> dropped: nothing is stored or sent"),
+        None => {
+            if !plan.store.is_empty() {
+                println!("=> store in {}", plan.store.join(", "));
+            }
+            for (egress, outgoing) in &plan.forward {
+                println!("=> forward to {egress} for {:?}", outgoing.feeds);
+            }
+            for (discovery, _) in &plan.fan_out {
+                println!("=> fan out to the inboxes {discovery} lists");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn convert(file: &PathBuf, to: Dialect) -> anyhow::Result<ExitCode> {

@@ -1,4 +1,4 @@
-//! The `taxiway validate` and `taxiway convert` commands, run as a user runs them.
+//! The `taxiway validate`, `convert` and `routes test` commands, run as a user runs them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -135,4 +135,87 @@ fn convert_rejects_an_unknown_dialect() {
             .unwrap()
             .contains("expected draft, 1.0 or 1.1")
     );
+}
+
+/// The seed's figure 17 message, labelled Green by its sharing community,
+/// through routes that send Green to a queue and drop Red.
+#[test]
+fn routes_test_explains_which_routes_a_message_takes() {
+    let dir = std::env::temp_dir().join(format!("taxiway-routes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("routes.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[feeds]]
+name = "Gold"
+description = "Gold"
+writers = ["anonymous"]
+
+[[egress]]
+name = "soc"
+[egress.amqp]
+uri = "amqp://127.0.0.1"
+exchange = "taxii"
+
+[[routes]]
+name = "no-red"
+actions = ["drop"]
+[routes.match]
+headers = { "http://sharinggroupcoordinator.com/ext-hdr#label" = "Red" }
+
+[[routes]]
+name = "green-to-soc"
+actions = ["store", { forward = "soc" }]
+[routes.match]
+headers = { "http://sharinggroupcoordinator.com/ext-hdr#label" = "Green" }
+message_type = ["inbox"]
+"#,
+    )
+    .unwrap();
+    let message = examples().join("seed/fig17-stix-message.xml");
+    let output = taxiway(&[
+        "routes",
+        "test",
+        "--config",
+        config.to_str().unwrap(),
+        "--feed",
+        "Gold",
+        message.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].ends_with("draft inbox_message for [\"Gold\"]"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("route no-red: not taken (header")
+            && lines[1].contains("is Some(\"Green\")"),
+        "{text}"
+    );
+    assert_eq!(lines[2].trim(), "route green-to-soc: taken", "{text}");
+    assert!(text.contains("=> store in Gold\n"), "{text}");
+    assert!(
+        text.contains("=> forward to soc for [\"Gold\"]\n"),
+        "{text}"
+    );
+
+    let unknown = taxiway(&[
+        "routes",
+        "test",
+        "--config",
+        config.to_str().unwrap(),
+        "--feed",
+        "Elsewhere",
+        message.to_str().unwrap(),
+    ]);
+    assert!(unknown.status.success(), "{unknown:?}");
+    assert!(
+        stdout(&unknown).contains("=> refused: Elsewhere is not a feed hosted here"),
+        "{}",
+        stdout(&unknown)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -320,3 +320,6 @@ fn content_blocks(message: &Message) -> &[ContentBlock] {
         _ => &[],
     }
 }
+
+#[cfg(test)]
+mod tests;
