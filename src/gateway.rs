@@ -16,8 +16,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use crate::adapters::taxii_client::{self, push::PushWorker};
 use crate::adapters::taxii_http::{self, TlsPeer};
-use crate::adapters::taxii_push::PushWorker;
 use crate::auth::Authenticator;
 use crate::config::{Config, TlsConfig};
 use crate::core::Timestamp;
@@ -88,6 +88,12 @@ impl Gateway {
         let ttl = config.router.seen_ttl_seconds;
         let kept = store.clone();
         background.spawn(move |stop| forget_seen(kept, ttl, stop));
+        for egress in &config.egress {
+            if let Some(taxii) = &egress.taxii {
+                let (egress, taxii, store) = (egress.clone(), taxii.clone(), store.clone());
+                background.spawn(move |stop| taxii_client::egress::run(egress, taxii, store, stop));
+            }
+        }
         let authenticator = Arc::new(Authenticator::new(&config));
         let app =
             operations(store.clone()).merge(taxii_http::router(services, authenticator.clone()));

@@ -300,8 +300,10 @@ pub struct TaxiiEgressConfig {
     pub collection: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
-    /// Read from this environment variable at start, so that the file holds
-    /// no secret.
+    /// Keep the file private if it holds a password; `password_env` names
+    /// an environment variable to read it from instead.
+    #[serde(default)]
+    pub password: Option<String>,
     #[serde(default)]
     pub password_env: Option<String>,
     #[serde(default)]

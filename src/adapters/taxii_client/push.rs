@@ -13,10 +13,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::{TaxiiClient, after, backoff};
 use crate::bindings::taxii_xml;
 use crate::config::DeliveryConfig;
 use crate::core::*;
@@ -28,10 +28,6 @@ const BATCH: usize = 64;
 const IDLE: Duration = Duration::from_millis(100);
 /// How long one POST may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// The most of a subscriber's answer read: a status message is small.
-const MAX_ANSWER: usize = 1024 * 1024;
 
 /// The running delivery loop.
 pub struct PushWorker {
@@ -41,12 +37,7 @@ pub struct PushWorker {
 
 impl PushWorker {
     pub fn start<S: Store>(store: S, config: DeliveryConfig) -> Result<PushWorker, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            // An allowed destination must not be able to redirect the gateway
-            // to an address the allow-list would refuse.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let client = TaxiiClient::new(TIMEOUT)?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(store, config, client, stopped));
         Ok(PushWorker { stop, task })
@@ -65,7 +56,7 @@ impl PushWorker {
 async fn run<S: Store>(
     store: S,
     config: DeliveryConfig,
-    client: reqwest::Client,
+    client: TaxiiClient,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -103,7 +94,7 @@ async fn run<S: Store>(
                     let retry = if attempts >= config.max_attempts {
                         Retry::Dead
                     } else {
-                        Retry::At(after(backoff(&config, attempts)))
+                        Retry::At(after(backoff(config.initial_backoff_ms, attempts)))
                     };
                     tracing::warn!(row = due.row.id, subscription = %due.subscription.id,
                         attempts, ?retry, %reason, "push failed");
@@ -123,25 +114,9 @@ async fn run<S: Store>(
     }
 }
 
-/// The wait after the `attempts`-th failure: the initial backoff, doubled
-/// for each failure after the first, capped.
-fn backoff(config: &DeliveryConfig, attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(32);
-    let millis = config.initial_backoff_ms.saturating_mul(1u64 << doublings);
-    Duration::from_millis(millis).min(MAX_BACKOFF)
-}
-
-fn after(wait: Duration) -> Timestamp {
-    let nanos = Timestamp::now().unix_nanos() + wait.as_nanos() as i128;
-    Timestamp::from_unix(
-        i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
-        nanos.rem_euclid(1_000_000_000) as u32,
-    )
-}
-
 /// One row to its subscriber; `Err` says why it was not acknowledged.
 async fn deliver(
-    client: &reqwest::Client,
+    client: &TaxiiClient,
     config: &DeliveryConfig,
     due: &DueDelivery,
 ) -> Result<(), String> {
@@ -159,60 +134,10 @@ async fn deliver(
         return Err("the subscriber's message binding is not TAXII XML".to_owned());
     };
     let message = inbox_message(due, dialect);
-    let body = taxii_xml::convert(message, dialect, dialect)
-        .map_err(|e| e.to_string())
-        .and_then(|c| taxii_xml::serialize(&c.message, dialect).map_err(|e| e.to_string()))?;
-    let ids = taxii_xml::ids().dialect(dialect);
-    let protocol = if push.address.starts_with("https:") {
-        &ids.protocol_https
-    } else {
-        &ids.protocol_http
-    };
-    let mut request = client
-        .post(&push.address)
-        .header(CONTENT_TYPE, "application/xml")
-        .header(ACCEPT, "application/xml")
-        .header("X-TAXII-Content-Type", &ids.content_type)
-        .header("X-TAXII-Accept", &ids.content_type)
-        .header("X-TAXII-Protocol", protocol);
-    if dialect != Dialect::Draft {
-        request = request.header("X-TAXII-Services", &ids.services_version);
-    }
-    let mut response = request
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {} failed: {e}", push.address))?;
-    let code = response.status();
-    if !code.is_success() {
-        return Err(format!("{} answered HTTP {code}", push.address));
-    }
-    // The draft's push is one-way: a 2xx is all it answers.
-    if dialect == Dialect::Draft {
-        return Ok(());
-    }
-    let mut answer = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the answer failed: {e}"))?
-    {
-        if answer.len() + chunk.len() > MAX_ANSWER {
-            return Err("the answer is too large for a status message".to_owned());
-        }
-        answer.extend_from_slice(&chunk);
-    }
-    let parsed = taxii_xml::parse(&answer)
-        .map_err(|e| format!("the answer is not a TAXII message: {}", e.reason))?;
-    match parsed.message.body {
-        Body::Status(status) if status.status_type == StatusType::Success => Ok(()),
-        Body::Status(status) => Err(format!(
-            "answered {}{}",
-            status.status_type.name(),
-            status.message.map(|m| format!(": {m}")).unwrap_or_default()
-        )),
-        other => Err(format!("answered a {}", other.kind())),
-    }
+    let message = taxii_xml::convert(message, dialect, dialect)
+        .map_err(|e| e.to_string())?
+        .message;
+    client.send(&push.address, dialect, &message, None).await
 }
 
 /// The Inbox_Message (draft: STIX message) carrying one row's block.
@@ -246,22 +171,5 @@ fn message_id(due: &DueDelivery, dialect: Dialect) -> String {
         Dialect::Draft => uuid.simple().to_string(),
         Dialect::V10 => id.to_string(),
         Dialect::V11 => uuid.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let config = DeliveryConfig {
-            initial_backoff_ms: 1000,
-            ..DeliveryConfig::default()
-        };
-        assert_eq!(backoff(&config, 1), Duration::from_secs(1));
-        assert_eq!(backoff(&config, 2), Duration::from_secs(2));
-        assert_eq!(backoff(&config, 4), Duration::from_secs(8));
-        assert_eq!(backoff(&config, 40), MAX_BACKOFF);
     }
 }

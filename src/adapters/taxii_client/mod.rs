@@ -1,0 +1,195 @@
+//! TAXII over HTTP, client side: inbox messages POSTed to remote inbox
+//! services, both to push subscribers ([`push`]) and to the egress
+//! destinations routes forward to ([`egress`]).
+//!
+//! Every POST goes through one tower stack: a timeout per attempt and a few
+//! quick retries of transient failures (no answer, HTTP 5xx). What still
+//! fails is retried later, with backoff, from the durable outbox.
+
+pub mod egress;
+pub mod push;
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+
+use crate::bindings::taxii_xml;
+use crate::core::*;
+
+/// The most of a receiver's answer read: a status message is small.
+const MAX_ANSWER: usize = 1024 * 1024;
+/// Quick retries of a transient failure within one delivery attempt.
+const QUICK_RETRIES: usize = 2;
+
+type HttpService = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxError>;
+
+/// Sends TAXII messages to remote services.
+#[derive(Clone)]
+pub struct TaxiiClient {
+    /// Builds requests; they are sent through `http`.
+    client: reqwest::Client,
+    http: HttpService,
+}
+
+impl TaxiiClient {
+    pub fn new(timeout: Duration) -> Result<TaxiiClient, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            // An allowed destination must not be able to redirect the gateway
+            // to an address the allow-list would refuse.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let sender = client.clone();
+        let http = ServiceBuilder::new()
+            .retry(Transient {
+                left: QUICK_RETRIES,
+            })
+            .timeout(timeout)
+            .service_fn(move |request: reqwest::Request| {
+                let sender = sender.clone();
+                async move { sender.execute(request).await }
+            });
+        Ok(TaxiiClient {
+            client,
+            http: BoxCloneSyncService::new(http),
+        })
+    }
+
+    /// POSTs `message`, already in `dialect`'s terms, to `url`; `Ok` once
+    /// the receiver answered SUCCESS (in the draft, a 2xx: its push is
+    /// one-way). `Err` says why not.
+    pub async fn send(
+        &self,
+        url: &str,
+        dialect: Dialect,
+        message: &Message,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<(), String> {
+        let body = taxii_xml::serialize(message, dialect).map_err(|e| e.to_string())?;
+        let ids = taxii_xml::ids().dialect(dialect);
+        let protocol = if url.starts_with("https:") {
+            &ids.protocol_https
+        } else {
+            &ids.protocol_http
+        };
+        let mut builder = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/xml")
+            .header(ACCEPT, "application/xml")
+            .header("X-TAXII-Content-Type", &ids.content_type)
+            .header("X-TAXII-Accept", &ids.content_type)
+            .header("X-TAXII-Protocol", protocol);
+        if dialect != Dialect::Draft {
+            builder = builder.header("X-TAXII-Services", &ids.services_version);
+        }
+        if let Some((username, password)) = credentials {
+            builder = builder.basic_auth(username, Some(password));
+        }
+        let request = builder
+            .body(body)
+            .build()
+            .map_err(|e| format!("cannot POST to {url}: {e}"))?;
+        let mut response = self
+            .http
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?
+            .call(request)
+            .await
+            .map_err(|e| format!("POST {url} failed: {e}"))?;
+        let code = response.status();
+        if !code.is_success() {
+            return Err(format!("{url} answered HTTP {code}"));
+        }
+        if dialect == Dialect::Draft {
+            return Ok(());
+        }
+        let mut answer = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the answer failed: {e}"))?
+        {
+            if answer.len() + chunk.len() > MAX_ANSWER {
+                return Err("the answer is too large for a status message".to_owned());
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        let parsed = taxii_xml::parse(&answer)
+            .map_err(|e| format!("the answer is not a TAXII message: {}", e.reason))?;
+        match parsed.message.body {
+            Body::Status(status) if status.status_type == StatusType::Success => Ok(()),
+            Body::Status(status) => Err(format!(
+                "answered {}{}",
+                status.status_type.name(),
+                status.message.map(|m| format!(": {m}")).unwrap_or_default()
+            )),
+            other => Err(format!("answered a {}", other.kind())),
+        }
+    }
+}
+
+/// Retries what may pass a moment later: no answer at all, or HTTP 5xx.
+#[derive(Clone)]
+struct Transient {
+    left: usize,
+}
+
+impl tower::retry::Policy<reqwest::Request, reqwest::Response, BoxError> for Transient {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        _request: &mut reqwest::Request,
+        result: &mut Result<reqwest::Response, BoxError>,
+    ) -> Option<Self::Future> {
+        let transient = match result {
+            Ok(response) => response.status().is_server_error(),
+            Err(_) => true,
+        };
+        if !transient || self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let wait = 100 * (QUICK_RETRIES - self.left) as u64;
+        Some(tokio::time::sleep(Duration::from_millis(wait)))
+    }
+
+    fn clone_request(&mut self, request: &reqwest::Request) -> Option<reqwest::Request> {
+        request.try_clone()
+    }
+}
+
+/// The wait after the `attempts`-th failure: `initial`, doubled for each
+/// failure after the first, capped at an hour.
+pub(crate) fn backoff(initial_ms: u64, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(32);
+    let millis = initial_ms.saturating_mul(1u64 << doublings);
+    Duration::from_millis(millis).min(Duration::from_secs(3600))
+}
+
+/// The time `wait` from now.
+pub(crate) fn after(wait: Duration) -> Timestamp {
+    let nanos = Timestamp::now().unix_nanos() + wait.as_nanos() as i128;
+    Timestamp::from_unix(
+        i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
+        nanos.rem_euclid(1_000_000_000) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1000, 1), Duration::from_secs(1));
+        assert_eq!(backoff(1000, 2), Duration::from_secs(2));
+        assert_eq!(backoff(1000, 4), Duration::from_secs(8));
+        assert_eq!(backoff(1000, 40), Duration::from_secs(3600));
+    }
+}
