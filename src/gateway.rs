@@ -94,6 +94,10 @@ impl Gateway {
                 background.spawn(move |stop| taxii_client::egress::run(egress, taxii, store, stop));
             }
         }
+        for poller in &config.pollers {
+            let (poller, services, store) = (poller.clone(), services.clone(), store.clone());
+            background.spawn(move |stop| taxii_client::poller::run(poller, services, store, stop));
+        }
         let authenticator = Arc::new(Authenticator::new(&config));
         let app =
             operations(store.clone()).merge(taxii_http::router(services, authenticator.clone()));

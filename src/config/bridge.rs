@@ -79,9 +79,37 @@ impl Config {
                 }
             }
         }
-        let mut consumers = std::collections::BTreeSet::new();
+        let mut adapters = std::collections::BTreeSet::from(["taxii_http"]);
+        for poller in &self.pollers {
+            if !adapters.insert(poller.name.as_str()) {
+                return Err(format!("poller name {} is taken", poller.name));
+            }
+            if !(poller.url.starts_with("http://") || poller.url.starts_with("https://")) {
+                return Err(format!(
+                    "poller {}: url {:?} is not http(s)",
+                    poller.name, poller.url
+                ));
+            }
+            if poller.dialect == Dialect::Draft && poller.content_binding.is_none() {
+                return Err(format!(
+                    "poller {}: a draft poll names a content binding: set content_binding",
+                    poller.name
+                ));
+            }
+            if poller.interval_seconds == 0 {
+                return Err(format!("poller {}: interval_seconds is 0", poller.name));
+            }
+            if let Some(begin) = &poller.begin
+                && begin.parse::<crate::core::Timestamp>().is_err()
+            {
+                return Err(format!(
+                    "poller {}: begin {begin:?} is not a timestamp",
+                    poller.name
+                ));
+            }
+        }
         for ingress in &self.amqp_ingress {
-            if ingress.name == "taxii_http" || !consumers.insert(ingress.name.as_str()) {
+            if !adapters.insert(ingress.name.as_str()) {
                 return Err(format!("AMQP ingress name {} is taken", ingress.name));
             }
             if ingress.prefetch == 0 {
@@ -308,6 +336,44 @@ pub struct TaxiiEgressConfig {
     pub password_env: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+}
+
+/// Pulling content from a remote TAXII poll service on a schedule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollerConfig {
+    /// The adapter name routes match on; also names its cursor.
+    pub name: String,
+    /// The remote poll service.
+    pub url: String,
+    pub dialect: Dialect,
+    /// The remote feed (collection) to poll.
+    pub feed: String,
+    /// The local feeds what it brings is for (the remote feed's name when
+    /// not given); the routes decide what is done with it.
+    #[serde(default)]
+    pub into: Vec<String>,
+    #[serde(default = "default_poll_interval")]
+    pub interval_seconds: u64,
+    /// Only content of this binding (1.x id); the draft needs one.
+    #[serde(default)]
+    pub content_binding: Option<String>,
+    /// Where to start the first time (exclusive); from the beginning when
+    /// not given.
+    #[serde(default)]
+    pub begin: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+fn default_poll_interval() -> u64 {
+    60
 }
 
 /// Consuming TAXII content from an AMQP queue.

@@ -49,6 +49,8 @@ pub struct Config {
     pub egress: Vec<EgressConfig>,
     #[serde(default)]
     pub amqp_ingress: Vec<AmqpIngressConfig>,
+    #[serde(default)]
+    pub pollers: Vec<PollerConfig>,
 }
 
 /// Push delivery to subscribers.

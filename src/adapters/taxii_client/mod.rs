@@ -1,12 +1,14 @@
 //! TAXII over HTTP, client side: inbox messages POSTed to remote inbox
 //! services, both to push subscribers ([`push`]) and to the egress
-//! destinations routes forward to ([`egress`]).
+//! destinations routes forward to ([`egress`]), and remote poll services
+//! polled on a schedule ([`poller`]).
 //!
 //! Every POST goes through one tower stack: a timeout per attempt and a few
 //! quick retries of transient failures (no answer, HTTP 5xx). What still
 //! fails is retried later, with backoff, from the durable outbox.
 
 pub mod egress;
+pub mod poller;
 pub mod push;
 
 use std::time::Duration;
@@ -18,8 +20,8 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use crate::bindings::taxii_xml;
 use crate::core::*;
 
-/// The most of a receiver's answer read: a status message is small.
-const MAX_ANSWER: usize = 1024 * 1024;
+/// The most of a receiver's answer read when a status message is expected.
+const MAX_STATUS_BYTES: usize = 1024 * 1024;
 /// Quick retries of a transient failure within one delivery attempt.
 const QUICK_RETRIES: usize = 2;
 
@@ -67,6 +69,47 @@ impl TaxiiClient {
         message: &Message,
         credentials: Option<(&str, &str)>,
     ) -> Result<(), String> {
+        let answer = self
+            .post(url, dialect, message, credentials, MAX_STATUS_BYTES)
+            .await?;
+        if dialect == Dialect::Draft {
+            return Ok(());
+        }
+        match read(&answer)?.body {
+            Body::Status(status) if status.status_type == StatusType::Success => Ok(()),
+            Body::Status(status) => Err(format!(
+                "answered {}{}",
+                status.status_type.name(),
+                status.message.map(|m| format!(": {m}")).unwrap_or_default()
+            )),
+            other => Err(format!("answered a {}", other.kind())),
+        }
+    }
+
+    /// POSTs a request and reads the TAXII message answered, of at most
+    /// `max_answer` bytes.
+    pub async fn exchange(
+        &self,
+        url: &str,
+        dialect: Dialect,
+        message: &Message,
+        credentials: Option<(&str, &str)>,
+        max_answer: usize,
+    ) -> Result<Message, String> {
+        let answer = self
+            .post(url, dialect, message, credentials, max_answer)
+            .await?;
+        read(&answer)
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        dialect: Dialect,
+        message: &Message,
+        credentials: Option<(&str, &str)>,
+        max_answer: usize,
+    ) -> Result<Vec<u8>, String> {
         let body = taxii_xml::serialize(message, dialect).map_err(|e| e.to_string())?;
         let ids = taxii_xml::ids().dialect(dialect);
         let protocol = if url.starts_with("https:") {
@@ -105,32 +148,29 @@ impl TaxiiClient {
         if !code.is_success() {
             return Err(format!("{url} answered HTTP {code}"));
         }
-        if dialect == Dialect::Draft {
-            return Ok(());
-        }
         let mut answer = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| format!("reading the answer failed: {e}"))?
         {
-            if answer.len() + chunk.len() > MAX_ANSWER {
-                return Err("the answer is too large for a status message".to_owned());
+            if answer.len() + chunk.len() > max_answer {
+                return Err(format!("the answer is larger than {max_answer} bytes"));
             }
             answer.extend_from_slice(&chunk);
         }
-        let parsed = taxii_xml::parse(&answer)
-            .map_err(|e| format!("the answer is not a TAXII message: {}", e.reason))?;
-        match parsed.message.body {
-            Body::Status(status) if status.status_type == StatusType::Success => Ok(()),
-            Body::Status(status) => Err(format!(
-                "answered {}{}",
-                status.status_type.name(),
-                status.message.map(|m| format!(": {m}")).unwrap_or_default()
-            )),
-            other => Err(format!("answered a {}", other.kind())),
-        }
+        Ok(answer)
     }
+}
+
+fn read(answer: &[u8]) -> Result<Message, String> {
+    let limits = taxii_xml::Limits {
+        max_body_bytes: usize::MAX,
+        ..taxii_xml::Limits::default()
+    };
+    taxii_xml::parse_with(answer, &limits)
+        .map(|parsed| parsed.message)
+        .map_err(|e| format!("the answer is not a TAXII message: {}", e.reason))
 }
 
 /// Retries what may pass a moment later: no answer at all, or HTTP 5xx.
