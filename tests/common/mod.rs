@@ -368,3 +368,4 @@ pub fn package_number(block: &taxiway::core::ContentBlock) -> usize {
     digits.parse().expect("a package number")
 }
 pub mod opentaxii;
+pub mod rabbit;
