@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::adapters::taxii_client::{self, push::PushWorker};
 use crate::adapters::taxii_http::{self, TlsPeer};
 use crate::auth::Authenticator;
-use crate::config::{Config, TlsConfig};
+use crate::config::{Config, ServiceKind, TlsConfig};
 use crate::core::Timestamp;
 use crate::services::Services;
 use crate::store::{SqliteStore, Store, StoreError};
@@ -88,7 +88,20 @@ impl Gateway {
         let ttl = config.router.seen_ttl_seconds;
         let kept = store.clone();
         background.spawn(move |stop| forget_seen(kept, ttl, stop));
+        let own_inboxes: Vec<String> = config
+            .services
+            .iter()
+            .filter(|service| service.kind == ServiceKind::Inbox)
+            .map(|service| format!("{}{}", config.public_url(), service.path))
+            .collect();
         for egress in &config.egress {
+            if let Some(fan_out) = &egress.fan_out {
+                let (egress, fan_out, store) = (egress.clone(), fan_out.clone(), store.clone());
+                let own = own_inboxes.clone();
+                background.spawn(move |stop| {
+                    taxii_client::fanout::run(egress, fan_out, own, store, stop)
+                });
+            }
             if let Some(taxii) = &egress.taxii {
                 let (egress, taxii, store) = (egress.clone(), taxii.clone(), store.clone());
                 background.spawn(move |stop| taxii_client::egress::run(egress, taxii, store, stop));

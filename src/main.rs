@@ -391,9 +391,6 @@ fn routes_test(
             for (egress, outgoing) in &plan.forward {
                 println!("=> forward to {egress} for {:?}", outgoing.feeds);
             }
-            for (discovery, _) in &plan.fan_out {
-                println!("=> fan out to the inboxes {discovery} lists");
-            }
         }
     }
     Ok(ExitCode::SUCCESS)

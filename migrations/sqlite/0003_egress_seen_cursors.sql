@@ -11,6 +11,8 @@ CREATE TABLE egress_outbox (
     next_attempt_us INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
     last_error TEXT NULL,
+    -- What a row going to several receivers (a fan-out) has delivered so far.
+    progress TEXT NULL,
     created_us INTEGER NOT NULL
 );
 

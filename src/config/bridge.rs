@@ -29,19 +29,21 @@ impl Config {
             if !names.insert(egress.name.as_str()) {
                 return Err(format!("egress {} is defined twice", egress.name));
             }
-            match (&egress.amqp, &egress.taxii) {
-                (Some(amqp), None) => check_routing_key(&egress.name, &amqp.routing_key)?,
-                (None, Some(taxii)) => {
-                    if !(taxii.url.starts_with("http://") || taxii.url.starts_with("https://")) {
-                        return Err(format!(
-                            "egress {}: url {:?} is not http:// or https://",
-                            egress.name, taxii.url
-                        ));
+            match (&egress.amqp, &egress.taxii, &egress.fan_out) {
+                (Some(amqp), None, None) => check_routing_key(&egress.name, &amqp.routing_key)?,
+                (None, Some(taxii), None) => {
+                    check_url(&format!("egress {}", egress.name), &taxii.url)?
+                }
+                (None, None, Some(fan_out)) => {
+                    check_url(&format!("egress {}", egress.name), &fan_out.discovery)?;
+                    if fan_out.refresh_seconds == 0 {
+                        return Err(format!("egress {}: refresh_seconds is 0", egress.name));
                     }
                 }
                 _ => {
                     return Err(format!(
-                        "egress {} needs exactly one of [egress.amqp] and [egress.taxii]",
+                        "egress {} needs exactly one of [egress.amqp], [egress.taxii] \
+                         and [egress.fan_out]",
                         egress.name
                     ));
                 }
@@ -66,10 +68,18 @@ impl Config {
                             route.name
                         ));
                     }
-                    RouteAction::StoreIn(feed) | RouteAction::RenameFeed(feed)
-                        if self.feed(feed).is_none()
-                            && matches!(action, RouteAction::StoreIn(_)) =>
+                    RouteAction::FanOut(name)
+                        if self
+                            .egress_named(name)
+                            .is_none_or(|egress| egress.fan_out.is_none()) =>
                     {
+                        return Err(format!(
+                            "route {} fans out through {name}, which no [[egress]] with \
+                             [egress.fan_out] defines",
+                            route.name
+                        ));
+                    }
+                    RouteAction::StoreIn(feed) if self.feed(feed).is_none() => {
                         return Err(format!(
                             "route {} stores in {feed}, which is not a hosted feed",
                             route.name
@@ -84,12 +94,7 @@ impl Config {
             if !adapters.insert(poller.name.as_str()) {
                 return Err(format!("poller name {} is taken", poller.name));
             }
-            if !(poller.url.starts_with("http://") || poller.url.starts_with("https://")) {
-                return Err(format!(
-                    "poller {}: url {:?} is not http(s)",
-                    poller.name, poller.url
-                ));
-            }
+            check_url(&format!("poller {}", poller.name), &poller.url)?;
             if poller.dialect == Dialect::Draft && poller.content_binding.is_none() {
                 return Err(format!(
                     "poller {}: a draft poll names a content binding: set content_binding",
@@ -117,6 +122,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+fn check_url(owner: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{owner}: {url:?} is not an http:// or https:// URL"
+        ))
     }
 }
 
@@ -226,6 +241,10 @@ pub struct RouteMatch {
     /// e.g. `http://example.org/share#label`); all must be equal.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Whether it came through another gateway (carries a relay record):
+    /// `false` takes what this gateway's own users send.
+    #[serde(default)]
+    pub relayed: Option<bool>,
 }
 
 /// One thing a route does, in order.
@@ -240,7 +259,7 @@ pub enum RouteAction {
     /// Send to an egress destination.
     Forward(String),
     /// Send to every inbox that a discovery service lists (the seed's
-    /// peer-to-peer community).
+    /// peer-to-peer community), through an egress with `[egress.fan_out]`.
     FanOut(String),
     /// Do nothing more with it.
     Drop,
@@ -262,6 +281,8 @@ pub struct EgressConfig {
     pub amqp: Option<AmqpEgressConfig>,
     #[serde(default)]
     pub taxii: Option<TaxiiEgressConfig>,
+    #[serde(default)]
+    pub fan_out: Option<FanOutConfig>,
     /// Who is at the other end: identity names and gateway ids. A message
     /// that came from one of them, or passed through one, is never sent
     /// there (no echo, no loop).
@@ -336,6 +357,33 @@ pub struct TaxiiEgressConfig {
     pub password_env: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+}
+
+/// Pushing to every inbox a discovery service lists: the members of a
+/// peer-to-peer community (seed section 3).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FanOutConfig {
+    /// The communal discovery service.
+    pub discovery: String,
+    /// The dialect to ask it in.
+    #[serde(default = "default_amqp_dialect")]
+    pub dialect: Dialect,
+    /// How often the member list is read again.
+    #[serde(default = "default_refresh")]
+    pub refresh_seconds: u64,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+fn default_refresh() -> u64 {
+    60
 }
 
 /// Pulling content from a remote TAXII poll service on a schedule.

@@ -293,6 +293,25 @@ pub struct ServiceConfig {
     /// Whether discovery lists it.
     #[serde(default = "yes")]
     pub discoverable: bool,
+    /// Discovery only: services elsewhere that it lists too, such as the
+    /// inboxes of a peer-to-peer community's members (seed section 3).
+    #[serde(default)]
+    pub members: Vec<MemberService>,
+    /// Discovery only: whether it lists this gateway's own services.
+    #[serde(default = "yes")]
+    pub list_local: bool,
+}
+
+/// A service of another party that a discovery service lists.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberService {
+    pub kind: ServiceKind,
+    pub address: String,
+    /// The TAXII dialect it speaks.
+    pub dialect: crate::core::Dialect,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +439,25 @@ impl Config {
                 return invalid(format!(
                     "service at {} names the unknown feed {unknown}",
                     service.path
+                ));
+            }
+            if service.kind != ServiceKind::Discovery
+                && (!service.members.is_empty() || !service.list_local)
+            {
+                return invalid(format!(
+                    "the service at {} lists members or hides local services, which only \
+                     discovery does",
+                    service.path
+                ));
+            }
+            if let Some(member) = service
+                .members
+                .iter()
+                .find(|m| !(m.address.starts_with("http://") || m.address.starts_with("https://")))
+            {
+                return invalid(format!(
+                    "the discovery service at {} lists {:?}, which is not an http(s) URL",
+                    service.path, member.address
                 ));
             }
             let needs_feeds = !matches!(service.kind, ServiceKind::Discovery);

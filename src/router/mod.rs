@@ -26,10 +26,9 @@ pub struct Plan {
     pub store: Vec<String>,
     /// The message as the store actions saw it.
     pub stored_message: Option<Message>,
-    /// Egress destinations, each once, with the message as it leaves.
+    /// Egress destinations (a fan-out is one), each once, with the message
+    /// as it leaves.
     pub forward: Vec<(String, Outgoing)>,
-    /// Discovery services whose listed inboxes get the message.
-    pub fan_out: Vec<(String, Outgoing)>,
     /// Why the message is refused; nothing else is done then.
     pub refused: Option<String>,
     /// Why each decision was made, for operators and `taxiway routes test`.
@@ -42,7 +41,6 @@ impl Plan {
             store: Vec::new(),
             stored_message: None,
             forward: Vec::new(),
-            fan_out: Vec::new(),
             refused: None,
             trace: Vec::new(),
         }
@@ -50,10 +48,7 @@ impl Plan {
 
     /// Whether the message is taken in and nothing is done with it.
     pub fn is_dropped(&self) -> bool {
-        self.refused.is_none()
-            && self.store.is_empty()
-            && self.forward.is_empty()
-            && self.fan_out.is_empty()
+        self.refused.is_none() && self.store.is_empty() && self.forward.is_empty()
     }
 }
 
@@ -120,7 +115,6 @@ impl Router {
             plan.store.clear();
             plan.stored_message = None;
             plan.forward.clear();
-            plan.fan_out.clear();
         }
         plan
     }
@@ -140,7 +134,16 @@ impl Router {
             feed,
             content_binding,
             headers,
+            relayed,
         } = &route.matches;
+        let was_relayed = !envelope.relay.hops.is_empty();
+        if relayed.is_some_and(|wanted| wanted != was_relayed) {
+            return Err(if was_relayed {
+                format!("it was relayed through {:?}", envelope.relay.hops)
+            } else {
+                "it was not relayed".to_owned()
+            });
+        }
         let any =
             |wanted: &[String], value: &str| wanted.is_empty() || wanted.iter().any(|w| w == value);
         if !any(adapter, &envelope.origin.adapter) {
@@ -199,16 +202,8 @@ impl Router {
                 RouteAction::StoreIn(feed) => {
                     self.store_in(std::slice::from_ref(feed), message, plan)
                 }
-                RouteAction::Forward(egress) => {
+                RouteAction::Forward(egress) | RouteAction::FanOut(egress) => {
                     self.forward(egress, envelope, message, feeds, plan);
-                }
-                RouteAction::FanOut(discovery) => {
-                    let outgoing = self.outgoing(envelope, message, feeds);
-                    if !plan.fan_out.iter().any(|(name, _)| name == discovery) {
-                        plan.trace
-                            .push(format!("  fan out to the inboxes {discovery} lists"));
-                        plan.fan_out.push((discovery.clone(), outgoing));
-                    }
                 }
                 RouteAction::Drop => {
                     plan.trace

@@ -280,3 +280,26 @@ fn a_configuration_naming_unknown_egress_or_feeds_is_refused() {
         assert!(Config::from_toml(&text).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn routes_can_take_only_what_this_gateways_own_users_send() {
+    let router = router(&format!(
+        r#"{EGRESS}
+[[routes]]
+name = "own"
+actions = ["store", {{ forward = "queue" }}]
+[routes.match]
+relayed = false
+"#
+    ));
+    let own = router.route(&envelope(None, Identity::Anonymous, &[]), &gold());
+    assert_eq!(forwarded(&own), ["queue"]);
+    let relayed = router.route(&envelope(None, Identity::Anonymous, &["gw-b"]), &gold());
+    assert!(relayed.forward.is_empty());
+    assert!(
+        relayed.trace[0].contains("it was relayed through [\"gw-b\"]"),
+        "{:?}",
+        relayed.trace
+    );
+    assert_eq!(relayed.store, gold(), "unrouted: stored");
+}

@@ -89,9 +89,6 @@ impl<S: Store + Clone> Services<S> {
                 payload: outgoing_payload(outgoing)?,
             });
         }
-        for (discovery, _) in &plan.fan_out {
-            tracing::warn!(%discovery, "fan-out is not carried out by this version");
-        }
         if blocks.is_empty() && egress.is_empty() && cursor.is_none() && intake.dedup_key.is_none()
         {
             return Ok(Accepted::Dropped);

@@ -167,7 +167,9 @@ impl<S: Store + Clone> Services<S> {
             )));
         };
         let outcome = match &request.body {
-            Body::DiscoveryRequest => Ok(self.discovery(dialect, identity, &request).into()),
+            Body::DiscoveryRequest => {
+                Ok(self.discovery(service, dialect, identity, &request).into())
+            }
             Body::FeedInformationRequest => Ok(self
                 .feed_information(service, dialect, identity, &request)
                 .into()),
@@ -277,21 +279,23 @@ impl<S: Store + Clone> Services<S> {
         })
     }
 
-    fn discovery(&self, dialect: Dialect, identity: &Identity, request: &Message) -> Message {
+    fn discovery(
+        &self,
+        discovery: &ServiceConfig,
+        dialect: Dialect,
+        identity: &Identity,
+        request: &Message,
+    ) -> Message {
         // Services the identity cannot use are hidden (seed 2.3.1: some are
         // revealed only to authenticated parties).
-        let services = self
+        let local = self
             .config
             .services
             .iter()
+            .filter(|_| discovery.list_local)
             .filter(|service| service.discoverable && self.may_use(service, identity))
             .map(|service| ServiceInstance {
-                service_type: match service.kind {
-                    ServiceKind::Discovery => ServiceType::Discovery,
-                    ServiceKind::FeedManagement => ServiceType::FeedManagement,
-                    ServiceKind::Poll => ServiceType::Poll,
-                    ServiceKind::Inbox => ServiceType::Inbox,
-                },
+                service_type: service_type(service.kind),
                 version: ServicesVersion::Taxii(dialect),
                 available: Some(true),
                 protocol: self.protocol(),
@@ -304,8 +308,24 @@ impl<S: Store + Clone> Services<S> {
                 },
                 supported_queries: Vec::new(),
                 message: service.message.clone(),
-            })
-            .collect();
+            });
+        // A community's members, each in the dialect it speaks.
+        let members = discovery.members.iter().map(|member| ServiceInstance {
+            service_type: service_type(member.kind),
+            version: ServicesVersion::Taxii(member.dialect),
+            available: Some(true),
+            protocol: if member.address.starts_with("https:") {
+                ProtocolBinding::Https
+            } else {
+                ProtocolBinding::Http
+            },
+            address: member.address.clone(),
+            message_bindings: vec![MessageBinding::Xml(member.dialect)],
+            content_bindings: Vec::new(),
+            supported_queries: Vec::new(),
+            message: member.message.clone(),
+        });
+        let services = local.chain(members).collect();
         response(
             request,
             dialect,
@@ -925,6 +945,15 @@ fn result_part(
     Reply {
         message,
         more_blocks: page.rest,
+    }
+}
+
+fn service_type(kind: ServiceKind) -> ServiceType {
+    match kind {
+        ServiceKind::Discovery => ServiceType::Discovery,
+        ServiceKind::FeedManagement => ServiceType::FeedManagement,
+        ServiceKind::Poll => ServiceType::Poll,
+        ServiceKind::Inbox => ServiceType::Inbox,
     }
 }
 

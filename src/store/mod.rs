@@ -75,6 +75,8 @@ pub struct EgressRow {
     pub attempts: u32,
     pub state: OutboxState,
     pub last_error: Option<String>,
+    /// What the egress recorded of a partial delivery.
+    pub progress: Option<String>,
 }
 
 /// Where a poller stopped in a remote feed.
@@ -258,6 +260,14 @@ pub trait Store: Send + Sync + 'static {
         retry: Retry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records how far a row going to several receivers got, so that a
+    /// retry skips those that have it.
+    fn egress_progress(
+        &self,
+        row: i64,
+        progress: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Forgets dedup keys committed before `before`; returns how many.
     fn forget_seen(
         &self,
@@ -374,6 +384,13 @@ impl<T: Store> Store for std::sync::Arc<T> {
         retry: Retry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).egress_failed(row, error, retry)
+    }
+    fn egress_progress(
+        &self,
+        row: i64,
+        progress: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).egress_progress(row, progress)
     }
     fn poll_cursor(
         &self,

@@ -446,7 +446,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<EgressRow>, StoreError> {
         let now = to_micros(now);
         let rows = sqlx::query(
-            "SELECT id, destination, message_id, payload, attempts, state, last_error \
+            "SELECT id, destination, message_id, payload, attempts, state, last_error, progress \
              FROM egress_outbox o \
              WHERE o.destination = ?1 AND o.state = 'pending' AND o.next_attempt_us <= ?2 \
                AND NOT EXISTS (SELECT 1 FROM egress_outbox e \
@@ -473,6 +473,7 @@ impl Store for SqliteStore {
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     state: outbox_state_of(&state)?,
                     last_error: row.try_get("last_error").map_err(read)?,
+                    progress: row.try_get("progress").map_err(read)?,
                 })
             })
             .collect()
@@ -513,6 +514,16 @@ impl Store for SqliteStore {
         .execute(&self.control)
         .await
         .map_err(|e| map_error("recording an egress failure failed", e))?;
+        Ok(())
+    }
+
+    async fn egress_progress(&self, row: i64, progress: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE egress_outbox SET progress = ?2 WHERE id = ?1 AND state = 'pending'")
+            .bind(row)
+            .bind(progress)
+            .execute(&self.control)
+            .await
+            .map_err(|e| map_error("recording egress progress failed", e))?;
         Ok(())
     }
 

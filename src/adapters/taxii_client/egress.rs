@@ -24,7 +24,7 @@ pub async fn run<S: Store>(
     egress: EgressConfig,
     taxii: TaxiiEgressConfig,
     store: S,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let timeout = taxii
         .timeout_ms
@@ -36,15 +36,69 @@ pub async fn run<S: Store>(
             return;
         }
     };
-    let password = match (&taxii.password_env, &taxii.password) {
-        (Some(variable), _) => std::env::var(variable).ok(),
-        (None, password) => password.clone(),
-    };
+    let password = password(taxii.password.as_ref(), taxii.password_env.as_ref());
     if taxii.username.is_some() && password.is_none() {
         tracing::error!(egress = %egress.name, "a username without a password: not sending");
         return;
     }
-    let credentials = taxii.username.as_deref().zip(password.as_deref());
+    let credentials = taxii.username.clone().zip(password);
+    let mut sender = ToInbox {
+        client,
+        taxii,
+        credentials,
+    };
+    drain(&egress, &store, stop, &mut sender).await;
+}
+
+/// A password given in the file or, better, in an environment variable.
+pub(super) fn password(inline: Option<&String>, variable: Option<&String>) -> Option<String> {
+    match variable {
+        Some(variable) => std::env::var(variable).ok(),
+        None => inline.cloned(),
+    }
+}
+
+/// What delivers one egress row.
+pub(super) trait Deliver {
+    fn deliver(&mut self, row: &EgressRow) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+struct ToInbox {
+    client: TaxiiClient,
+    taxii: TaxiiEgressConfig,
+    credentials: Option<(String, String)>,
+}
+
+impl Deliver for ToInbox {
+    fn deliver(&mut self, row: &EgressRow) -> impl Future<Output = Result<(), String>> + Send {
+        let message = read_row(row).and_then(|outgoing| {
+            inbox_in(
+                &outgoing,
+                self.taxii.dialect,
+                self.taxii.collection.as_deref(),
+            )
+        });
+        async move {
+            let credentials = self
+                .credentials
+                .as_ref()
+                .map(|(user, password)| (user.as_str(), password.as_str()));
+            self.client
+                .send(&self.taxii.url, self.taxii.dialect, &message?, credentials)
+                .await
+        }
+    }
+}
+
+/// Delivers a destination's rows in order until `stop` turns true: each
+/// row is marked delivered once `deliver` succeeds, or backs off (dead after
+/// `max_attempts`), holding back the rows after it.
+pub(super) async fn drain<S: Store>(
+    egress: &EgressConfig,
+    store: &S,
+    mut stop: watch::Receiver<bool>,
+    deliver: &mut impl Deliver,
+) {
     loop {
         if *stop.borrow() {
             return;
@@ -62,7 +116,7 @@ pub async fn run<S: Store>(
         let full = rows.len() == BATCH;
         for row in rows {
             let sent = tokio::select! {
-                sent = deliver(&client, &taxii, &row, credentials) => sent,
+                sent = deliver.deliver(&row) => sent,
                 _ = stop.changed() => return,
             };
             metrics::counter!("taxiway_egress_attempts_total", "egress" => egress.name.clone())
@@ -102,41 +156,31 @@ pub async fn run<S: Store>(
     }
 }
 
-async fn deliver(
-    client: &TaxiiClient,
-    taxii: &TaxiiEgressConfig,
-    row: &EgressRow,
-    credentials: Option<(&str, &str)>,
-) -> Result<(), String> {
-    let outgoing: Outgoing = serde_json::from_str(&row.payload)
-        .map_err(|e| format!("the outbox row cannot be read: {e}"))?;
+pub(super) fn read_row(row: &EgressRow) -> Result<Outgoing, String> {
+    serde_json::from_str(&row.payload).map_err(|e| format!("the outbox row cannot be read: {e}"))
+}
+
+/// The message as a destination speaking `dialect` takes it: its relay
+/// record on, and in 1.1 the destination collection named (`collection`,
+/// or the feeds it is for).
+pub(super) fn inbox_in(
+    outgoing: &Outgoing,
+    dialect: Dialect,
+    collection: Option<&str>,
+) -> Result<Message, String> {
     let source = match outgoing.source {
         WireBinding::TaxiiXml(dialect) => dialect,
         WireBinding::Amqp | WireBinding::Rolie => Dialect::V11,
     };
-    let message = inbox_for(outgoing, taxii);
-    let converted =
-        taxii_xml::convert(message, source, taxii.dialect).map_err(|e| e.to_string())?;
-    client
-        .send(&taxii.url, taxii.dialect, &converted.message, credentials)
-        .await
-}
-
-/// The message as the destination takes it: its relay record on, and in
-/// 1.1 the destination collection named.
-fn inbox_for(outgoing: Outgoing, taxii: &TaxiiEgressConfig) -> Message {
-    let Outgoing {
-        mut message,
-        feeds,
-        relay,
-        ..
-    } = outgoing;
-    relay.put_on(&mut message);
+    let mut message = outgoing.message.clone();
+    outgoing.relay.put_on(&mut message);
     if let Body::Inbox(inbox) = &mut message.body {
-        inbox.destination_feeds = match &taxii.collection {
-            Some(collection) => vec![collection.clone()],
-            None => feeds,
+        inbox.destination_feeds = match collection {
+            Some(collection) => vec![collection.to_owned()],
+            None => outgoing.feeds.clone(),
         };
     }
-    message
+    taxii_xml::convert(message, source, dialect)
+        .map(|converted| converted.message)
+        .map_err(|e| e.to_string())
 }

@@ -1,13 +1,14 @@
 //! TAXII over HTTP, client side: inbox messages POSTed to remote inbox
 //! services, both to push subscribers ([`push`]) and to the egress
-//! destinations routes forward to ([`egress`]), and remote poll services
-//! polled on a schedule ([`poller`]).
+//! destinations routes forward to ([`egress`]) or fan out to ([`fanout`]),
+//! and remote poll services polled on a schedule ([`poller`]).
 //!
 //! Every POST goes through one tower stack: a timeout per attempt and a few
 //! quick retries of transient failures (no answer, HTTP 5xx). What still
 //! fails is retried later, with backoff, from the durable outbox.
 
 pub mod egress;
+pub mod fanout;
 pub mod poller;
 pub mod push;
 

@@ -12,7 +12,7 @@ use super::TaxiiClient;
 use crate::bindings::taxii_xml;
 use crate::config::PollerConfig;
 use crate::core::*;
-use crate::services::{Accepted, Intake, Services};
+use crate::services::{Accepted, Intake, Services, new_message_id};
 use crate::store::{PollCursor, Store};
 
 /// The largest poll response read.
@@ -85,14 +85,17 @@ async fn round<S: Store + Clone>(
     let result = cursor.as_ref().and_then(|c| c.result.clone());
     let request = match &result {
         Some((result_id, part)) => Message::new(
-            new_id(),
+            new_message_id(Dialect::V11),
             Body::PollFulfillment(PollFulfillment {
                 feed_name: poller.feed.clone(),
                 result_id: result_id.clone(),
                 result_part_number: Some(*part),
             }),
         ),
-        None => Message::new(new_id(), Body::PollRequest(poll_request(poller, prior))),
+        None => Message::new(
+            new_message_id(Dialect::V11),
+            Body::PollRequest(poll_request(poller, prior)),
+        ),
     };
     let request = taxii_xml::convert(request, Dialect::V11, poller.dialect)
         .map_err(|e| e.to_string())?
@@ -178,7 +181,7 @@ async fn commit<S: Store + Clone>(
         poller.into.clone()
     };
     let message = Message::new(
-        new_id(),
+        new_message_id(Dialect::V11),
         Body::Inbox(InboxMessage {
             content_blocks: blocks,
             ..InboxMessage::default()
@@ -241,8 +244,4 @@ fn parse_label(text: &str) -> Result<Timestamp, String> {
 /// The cursor keeps an empty label for "from the beginning".
 fn label_text(label: Option<Timestamp>) -> String {
     label.map(|l| l.to_string()).unwrap_or_default()
-}
-
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
