@@ -15,8 +15,6 @@ use taxiway::config::Config;
 use taxiway::core::*;
 use taxiway::gateway::Gateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 const NS11: &str = "http://taxii.mitre.org/messages/taxii_xml_binding-1.1";
 const STIX: &str = "urn:stix.mitre.org:xml:1.1.1";
@@ -33,153 +31,6 @@ async fn start(data_dir: &Path) -> Gateway {
     config.delivery.initial_backoff_ms = 50;
     config.delivery.max_attempts = 1000;
     Gateway::start(config).await.expect("the gateway starts")
-}
-
-/// One POST a receiver got: its headers (names lower-cased) and body.
-#[derive(Clone, Debug)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A subscriber's inbox: records each POST as soon as it has it, waits
-/// `delay`, then answers in the request's dialect: a SUCCESS Status Message
-/// in 1.1 and 1.0, an empty 200 in the draft.
-struct Receiver {
-    address: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(delay: Duration) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let recorded = received.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let recorded = recorded.clone();
-                tokio::spawn(async move {
-                    let mut raw = Vec::new();
-                    let mut buf = [0u8; 8192];
-                    let (headers, body) = loop {
-                        let Ok(n) = stream.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        raw.extend_from_slice(&buf[..n]);
-                        let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-                        let headers: Vec<(String, String)> = head
-                            .lines()
-                            .skip(1)
-                            .filter_map(|l| l.split_once(':'))
-                            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                            .collect();
-                        let length: usize = headers
-                            .iter()
-                            .find(|(n, _)| n == "content-length")
-                            .and_then(|(_, v)| v.parse().ok())
-                            .unwrap_or(0);
-                        if raw.len() >= split + 4 + length {
-                            break (headers, raw[split + 4..split + 4 + length].to_vec());
-                        }
-                    };
-                    let received = Received { headers, body };
-                    let dialect = match received.header("x-taxii-content-type") {
-                        Some("urn:taxii.mitre.org:message:xml:1.0") => Dialect::V10,
-                        Some("TAXII_1.0/TAXII_XML_BINDING_1.0") => Dialect::Draft,
-                        _ => Dialect::V11,
-                    };
-                    let in_response_to = parse(&received.body)
-                        .map(|p| p.message.id)
-                        .unwrap_or_else(|_| "0".to_owned());
-                    recorded.lock().unwrap().push(received);
-                    tokio::time::sleep(delay).await;
-                    let reply = if dialect == Dialect::Draft {
-                        String::new()
-                    } else {
-                        let status = Message::new(
-                            format!("{}", uuid::Uuid::new_v4().as_u128() >> 64),
-                            Body::Status(StatusMessage::new(StatusType::Success, "received")),
-                        )
-                        .in_response_to(in_response_to);
-                        taxii_xml::serialize(&status, dialect).unwrap()
-                    };
-                    let ids = taxii_xml::ids().dialect(dialect);
-                    let mut head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n",
-                        reply.len()
-                    );
-                    if dialect != Dialect::Draft {
-                        head.push_str(&format!(
-                            "Content-Type: application/xml\r\nX-TAXII-Content-Type: {}\r\n\
-                             X-TAXII-Services: {}\r\nX-TAXII-Protocol: {}\r\n",
-                            ids.content_type, ids.services_version, ids.protocol_http
-                        ));
-                    }
-                    head.push_str("\r\n");
-                    let _ = stream.write_all(head.as_bytes()).await;
-                    let _ = stream.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        Receiver {
-            address,
-            received,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/inbox", self.address)
-    }
-
-    fn count(&self) -> usize {
-        self.received.lock().unwrap().len()
-    }
-
-    fn all(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) until `count` POSTs have arrived.
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while self.count() < count && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let all = self.all();
-        assert!(
-            all.len() >= count,
-            "{} of {count} pushes arrived",
-            all.len()
-        );
-        all
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// Posts `message` in `dialect` to the gateway; `None` if the gateway is
@@ -337,7 +188,7 @@ async fn a_killed_gateway_loses_nothing_it_acknowledged() {
         .parse()
         .unwrap();
     let mut child = common::spawn_binary(address, &dir, "first.log").await;
-    let receiver = Receiver::start(Duration::from_millis(20)).await;
+    let receiver = common::receiver::Receiver::start(Duration::from_millis(20)).await;
     let auth = Some(common::DEMO_AUTHORIZATION);
     let subscription = subscribe(
         address,
@@ -488,8 +339,8 @@ async fn push_in_taxii_10_and_in_the_draft() {
     let dir = common::temp_dir("push-dialects");
     let gateway = start(&dir).await;
     let address = gateway.local_addr;
-    let receiver10 = Receiver::start(Duration::ZERO).await;
-    let receiver_draft = Receiver::start(Duration::ZERO).await;
+    let receiver10 = common::receiver::Receiver::start(Duration::ZERO).await;
+    let receiver_draft = common::receiver::Receiver::start(Duration::ZERO).await;
     let auth = Some(common::DEMO_AUTHORIZATION);
     let id10 = subscribe(
         address,

@@ -369,3 +369,4 @@ pub fn package_number(block: &taxiway::core::ContentBlock) -> usize {
 }
 pub mod opentaxii;
 pub mod rabbit;
+pub mod receiver;
