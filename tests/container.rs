@@ -1,8 +1,9 @@
-//! The container image's command line (Dockerfile CMD, which
-//! docker-compose.yml runs) is one the binary accepts: run as the image runs
-//! it, with only the port and the data directory moved for the test, it
-//! serves the default scenario and gives out service addresses at the
-//! public URL rather than at its listen address.
+//! The container: the image's default command line (Dockerfile CMD) is one
+//! the binary accepts (run as the image runs it, with only the port and the
+//! data directory moved for the test, it serves the default scenario and
+//! gives out service addresses at the public URL rather than at its listen
+//! address), and docker-compose.yml runs it bridged to RabbitMQ with a
+//! valid configuration.
 
 mod common;
 
@@ -77,4 +78,76 @@ async fn the_container_command_serves_the_default_scenario_at_its_public_url() {
         "the data is in the data directory"
     );
     drop(server);
+}
+
+/// docker-compose.yml (read with PyYAML: no Docker engine here) runs
+/// taxiway with config/compose.toml beside a healthy RabbitMQ, and that
+/// configuration is valid and reaches RabbitMQ with the account compose
+/// gives it.
+#[test]
+fn compose_runs_taxiway_bridged_to_rabbitmq() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))";
+    let output = std::process::Command::new(common::peers_bin("python"))
+        .args(["-c", read, &format!("{root}/docker-compose.yml")])
+        .output()
+        .expect("the peers' Python runs");
+    assert!(output.status.success(), "{output:?}");
+    let compose: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let taxiway = &compose["services"]["taxiway"];
+    let rabbitmq = &compose["services"]["rabbitmq"];
+    let command: Vec<&str> = taxiway["command"]
+        .as_array()
+        .expect("a command in exec form")
+        .iter()
+        .map(|arg| arg.as_str().unwrap())
+        .collect();
+    assert_eq!(command[..2], ["serve", "--config"]);
+    let mounted = format!("./config/compose.toml:{}:ro", command[2]);
+    assert!(
+        taxiway["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str() == Some(mounted.as_str())),
+        "{taxiway}"
+    );
+    assert_eq!(
+        taxiway["depends_on"]["rabbitmq"]["condition"],
+        "service_healthy"
+    );
+    assert!(rabbitmq["image"].as_str().unwrap().starts_with("rabbitmq:"));
+    assert!(rabbitmq["healthcheck"]["test"].is_array());
+    let account = format!(
+        "{}:{}@rabbitmq:5672",
+        rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"]
+            .as_str()
+            .unwrap(),
+        rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"]
+            .as_str()
+            .unwrap()
+    );
+
+    let text = std::fs::read_to_string(format!("{root}/config/compose.toml")).unwrap();
+    let config = taxiway::config::Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+    assert!(
+        taxiway["ports"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(":9000:9000")
+    );
+    let uris: Vec<&str> = config
+        .egress
+        .iter()
+        .filter_map(|egress| egress.amqp.as_ref().map(|amqp| amqp.uri.as_str()))
+        .chain(
+            config
+                .amqp_ingress
+                .iter()
+                .map(|ingress| ingress.uri.as_str()),
+        )
+        .collect();
+    assert_eq!(uris.len(), 2, "one egress and one ingress");
+    assert!(uris.iter().all(|uri| uri.contains(&account)), "{uris:?}");
 }

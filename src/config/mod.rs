@@ -323,8 +323,31 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Reads a configuration. One that says `extends = "default"` adds to
+    /// the default scenario: its lists (feeds, services, routes, ...) are
+    /// appended to the scenario's, and its tables' settings override the
+    /// scenario's one by one.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)?;
+        let mut table: toml::Table = toml::from_str(text)?;
+        if let Some(base) = table.remove("extends") {
+            if base.as_str() != Some("default") {
+                return Err(ConfigError::Invalid(format!(
+                    "extends = {base}: only \"default\" (the default scenario) can be extended"
+                )));
+            }
+            let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG)?;
+            for (key, value) in table {
+                match (merged.get_mut(&key), value) {
+                    (Some(toml::Value::Array(base)), toml::Value::Array(more)) => base.extend(more),
+                    (Some(toml::Value::Table(base)), toml::Value::Table(more)) => base.extend(more),
+                    (_, value) => {
+                        merged.insert(key, value);
+                    }
+                }
+            }
+            table = merged;
+        }
+        let config: Config = table.try_into()?;
         config.check()?;
         Ok(config)
     }
@@ -508,6 +531,43 @@ mod tests {
         assert_eq!(config.services_at("/feeds/pay").count(), 2);
         assert!(!config.feed("Silver").unwrap().poll);
         assert_eq!(config.public_url(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn a_configuration_can_extend_the_default_scenario() {
+        let config = Config::from_toml(
+            r#"
+extends = "default"
+[server]
+listen = "0.0.0.0:9000"
+[[feeds]]
+name = "Extra"
+description = "One more"
+[[services]]
+kind = "poll"
+path = "/feeds/extra"
+feeds = ["Extra"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            config.server.data_dir,
+            Config::default_scenario().server.data_dir,
+            "settings not given stay the scenario's"
+        );
+        assert!(config.feed("Gold").is_some() && config.feed("Extra").is_some());
+        assert_eq!(
+            config.services.len(),
+            Config::default_scenario().services.len() + 1
+        );
+        let duplicate =
+            "extends = \"default\"\n[[feeds]]\nname = \"Gold\"\ndescription = \"again\"";
+        assert!(
+            Config::from_toml(duplicate).is_err(),
+            "a feed defined twice is refused"
+        );
+        assert!(Config::from_toml("extends = \"elsewhere\"").is_err());
     }
 
     #[test]
