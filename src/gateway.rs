@@ -106,10 +106,22 @@ impl Gateway {
                 let (egress, taxii, store) = (egress.clone(), taxii.clone(), store.clone());
                 background.spawn(move |stop| taxii_client::egress::run(egress, taxii, store, stop));
             }
+            if let Some(amqp) = &egress.amqp {
+                let (egress, amqp, store) = (egress.clone(), amqp.clone(), store.clone());
+                let gateway_id = gateway_id.clone();
+                background.spawn(move |stop| {
+                    crate::adapters::amqp::egress::run(egress, amqp, gateway_id, store, stop)
+                });
+            }
         }
         for poller in &config.pollers {
             let (poller, services, store) = (poller.clone(), services.clone(), store.clone());
             background.spawn(move |stop| taxii_client::poller::run(poller, services, store, stop));
+        }
+        for ingress in &config.amqp_ingress {
+            let (ingress, services) = (ingress.clone(), services.clone());
+            background
+                .spawn(move |stop| crate::adapters::amqp::ingress::run(ingress, services, stop));
         }
         let authenticator = Arc::new(Authenticator::new(&config));
         let app =

@@ -205,6 +205,25 @@ pub enum Retry {
     Dead,
 }
 
+impl Retry {
+    /// After the `attempts`-th failed attempt: dead at `max_attempts`,
+    /// otherwise again after `initial_backoff_ms`, doubled for each failure
+    /// after the first, at most an hour.
+    pub fn after_failure(attempts: u32, max_attempts: u32, initial_backoff_ms: u64) -> Retry {
+        if attempts >= max_attempts {
+            return Retry::Dead;
+        }
+        Retry::At(Timestamp::now().shifted_nanos(backoff_nanos(initial_backoff_ms, attempts)))
+    }
+}
+
+fn backoff_nanos(initial_ms: u64, attempts: u32) -> i64 {
+    const HOUR_MS: u64 = 3_600_000;
+    let doublings = attempts.saturating_sub(1).min(32);
+    let millis = initial_ms.saturating_mul(1u64 << doublings).min(HOUR_MS);
+    i64::try_from(millis).unwrap_or(i64::MAX) * 1_000_000
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The caller asked for something the store cannot hold; nothing was stored.
@@ -475,5 +494,21 @@ impl<T: Store> Store for std::sync::Arc<T> {
     }
     fn replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).replay(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let second = 1_000_000_000;
+        assert_eq!(backoff_nanos(1000, 1), second);
+        assert_eq!(backoff_nanos(1000, 2), 2 * second);
+        assert_eq!(backoff_nanos(1000, 4), 8 * second);
+        assert_eq!(backoff_nanos(1000, 40), 3600 * second);
+        assert_eq!(Retry::after_failure(3, 3, 1000), Retry::Dead);
+        assert!(matches!(Retry::after_failure(2, 3, 1000), Retry::At(at) if at > Timestamp::now()));
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{TaxiiClient, after, backoff};
+use super::TaxiiClient;
 use crate::bindings::taxii_xml;
 use crate::config::{EgressConfig, TaxiiEgressConfig};
 use crate::core::*;
@@ -127,11 +127,11 @@ pub(super) async fn drain<S: Store>(
                     metrics::counter!("taxiway_egress_failures_total", "egress" => egress.name.clone())
                         .increment(1);
                     let attempts = row.attempts.saturating_add(1);
-                    let retry = if attempts >= egress.max_attempts {
-                        Retry::Dead
-                    } else {
-                        Retry::At(after(backoff(egress.initial_backoff_ms, attempts)))
-                    };
+                    let retry = Retry::after_failure(
+                        attempts,
+                        egress.max_attempts,
+                        egress.initial_backoff_ms,
+                    );
                     tracing::warn!(egress = %egress.name, row = row.id, attempts, ?retry,
                         %reason, "forward failed");
                     let failed = store.egress_failed(row.id, &reason, retry).await;

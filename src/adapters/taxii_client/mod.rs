@@ -204,33 +204,3 @@ impl tower::retry::Policy<reqwest::Request, reqwest::Response, BoxError> for Tra
         request.try_clone()
     }
 }
-
-/// The wait after the `attempts`-th failure: `initial`, doubled for each
-/// failure after the first, capped at an hour.
-pub(crate) fn backoff(initial_ms: u64, attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(32);
-    let millis = initial_ms.saturating_mul(1u64 << doublings);
-    Duration::from_millis(millis).min(Duration::from_secs(3600))
-}
-
-/// The time `wait` from now.
-pub(crate) fn after(wait: Duration) -> Timestamp {
-    let nanos = Timestamp::now().unix_nanos() + wait.as_nanos() as i128;
-    Timestamp::from_unix(
-        i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
-        nanos.rem_euclid(1_000_000_000) as u32,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(1000, 1), Duration::from_secs(1));
-        assert_eq!(backoff(1000, 2), Duration::from_secs(2));
-        assert_eq!(backoff(1000, 4), Duration::from_secs(8));
-        assert_eq!(backoff(1000, 40), Duration::from_secs(3600));
-    }
-}

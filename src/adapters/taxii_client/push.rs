@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{TaxiiClient, after, backoff};
+use super::TaxiiClient;
 use crate::bindings::taxii_xml;
 use crate::config::DeliveryConfig;
 use crate::core::*;
@@ -91,11 +91,11 @@ async fn run<S: Store>(
                     metrics::counter!("taxiway_push_failures_total").increment(1);
                     held.insert(due.subscription.id.clone());
                     let attempts = due.row.attempts.saturating_add(1);
-                    let retry = if attempts >= config.max_attempts {
-                        Retry::Dead
-                    } else {
-                        Retry::At(after(backoff(config.initial_backoff_ms, attempts)))
-                    };
+                    let retry = Retry::after_failure(
+                        attempts,
+                        config.max_attempts,
+                        config.initial_backoff_ms,
+                    );
                     tracing::warn!(row = due.row.id, subscription = %due.subscription.id,
                         attempts, ?retry, %reason, "push failed");
                     store.record_failure(due.row.id, &reason, retry).await

@@ -1,0 +1,499 @@
+//! The AMQP bridge against a real RabbitMQ (127.0.0.1:5672, guest/guest)
+//! and a third-party peer written with pika (tests/peers/amqp/peer.py):
+//! TAXII inbox content published to an exchange, content published to a
+//! queue taken into a TAXII feed, bad deliveries dead-lettered with their
+//! reason, and nothing lost while a (private) broker is down.
+//!
+//! Every test names its exchanges and queues after the process id and
+//! itself, so that runs and tests do not collide, and deletes them.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::rabbit::PrivateBroker;
+use serde_json::Value;
+use taxiway::config::Config;
+use taxiway::core::*;
+use taxiway::gateway::Gateway;
+
+const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const NS_11: &str = "http://taxii.mitre.org/messages/taxii_xml_binding-1.1";
+const STIX: &str = "urn:stix.mitre.org:xml:1.1.1";
+const GATEWAY_ID: &str = "gw-amqp-test";
+
+fn package(marker: &str) -> String {
+    format!(
+        "<stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" id=\"example:p-{marker}\" \
+         version=\"1.1.1\"><stix:STIX_Header><stix:Title>{marker} &amp; more</stix:Title>\
+         </stix:STIX_Header></stix:STIX_Package>"
+    )
+}
+
+fn inbox(id: &str, marker: &str) -> String {
+    format!(
+        "<t:Inbox_Message xmlns:t=\"{NS_11}\" message_id=\"{id}\">\
+         <t:Destination_Collection_Name>Gold</t:Destination_Collection_Name>\
+         <t:Content_Block><t:Content_Binding binding_id=\"{STIX}\"/><t:Content>{}</t:Content>\
+         </t:Content_Block></t:Inbox_Message>",
+        package(marker)
+    )
+}
+
+/// A name unique to this run and test.
+fn unique(what: &str) -> String {
+    format!("taxiway-test-{what}-{}", std::process::id())
+}
+
+async fn gateway(name: &str, extra: &str) -> Gateway {
+    let text = format!(
+        "{}\n[gateway]\nid = \"{GATEWAY_ID}\"\n{extra}",
+        taxiway::config::DEFAULT_CONFIG
+    );
+    let mut config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = common::temp_dir(name);
+    Gateway::start(config).await.expect("the gateway starts")
+}
+
+fn egress_config(uri: &str, exchange: &str) -> String {
+    format!(
+        r#"
+[[egress]]
+name = "queue-out"
+initial_backoff_ms = 200
+[egress.amqp]
+uri = "{uri}"
+exchange = "{exchange}"
+declare = "topic"
+routing_key = "taxii.{{feed}}.{{message_type}}"
+
+[[routes]]
+name = "gold-out"
+actions = ["store", {{ forward = "queue-out" }}]
+[routes.match]
+feed = ["Gold"]
+"#
+    )
+}
+
+/// Runs the pika peer and returns what it printed; fails the test with
+/// the peer's own words if it fails.
+async fn peer(args: Vec<String>) -> String {
+    let python = common::peers_bin("python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/amqp/peer.py");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args(&args)
+            .output()
+            .expect("the pika peer runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'pika'"),
+        "pika is missing from .peers: run scripts/setup"
+    );
+    assert!(output.status.success(), "the pika peer failed:\n{stderr}");
+    String::from_utf8(output.stdout).expect("the peer prints UTF-8")
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+async fn bind(uri: &str, exchange: &str, kind: &str, queue: &str, key: &str) {
+    peer(strings(&["bind", uri, exchange, kind, queue, key])).await;
+}
+
+/// Messages of a queue, until `count` distinct message ids arrived or
+/// `seconds` passed.
+async fn get(uri: &str, queue: &str, count: usize, seconds: u64) -> Vec<Value> {
+    let printed = peer(strings(&[
+        "get",
+        uri,
+        queue,
+        &count.to_string(),
+        &seconds.to_string(),
+    ]))
+    .await;
+    printed
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("the peer prints JSON"))
+        .collect()
+}
+
+async fn publish(uri: &str, queue: &str, dir: &Path, id: &str, body: &[u8], headers: &[&str]) {
+    let file = dir.join(format!("body-{id}"));
+    std::fs::write(&file, body).unwrap();
+    let mut args = strings(&["publish", uri, "", queue]);
+    args.push(file.display().to_string());
+    args.extend(strings(&["--message-id", id]));
+    for header in headers {
+        args.extend(strings(&["--header", header]));
+    }
+    peer(args).await;
+}
+
+async fn delete(uri: &str, queues: &[&str], exchanges: &[&str]) {
+    let mut args = strings(&["delete", uri]);
+    for queue in queues {
+        args.extend(strings(&["--queue", queue]));
+    }
+    for exchange in exchanges {
+        args.extend(strings(&["--exchange", exchange]));
+    }
+    peer(args).await;
+}
+
+fn body_of(message: &Value) -> Vec<u8> {
+    let hex = message["body_hex"].as_str().expect("a body");
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex"))
+        .collect()
+}
+
+async fn push(address: SocketAddr, id: &str, marker: &str) {
+    let (_, reply) =
+        common::post_taxii(address, "/inbox", Dialect::V11, &inbox(id, marker), None).await;
+    match reply.body {
+        Body::Status(status) => assert_eq!(status.status_type, StatusType::Success, "{status:?}"),
+        other => panic!("a status message, not {other:?}"),
+    }
+}
+
+/// Everything in Gold, as a TAXII 1.1 poll with the demo account reads it.
+async fn gold(address: SocketAddr) -> Vec<ContentBlock> {
+    let request = format!(
+        "<t:Poll_Request xmlns:t=\"{NS_11}\" message_id=\"poll\" collection_name=\"Gold\">\
+         <t:Poll_Parameters allow_asynch=\"false\"><t:Response_Type>FULL</t:Response_Type>\
+         </t:Poll_Parameters></t:Poll_Request>"
+    );
+    let (_, reply) = common::post_taxii(
+        address,
+        "/feeds/pay",
+        Dialect::V11,
+        &request,
+        Some(common::DEMO_AUTHORIZATION),
+    )
+    .await;
+    match reply.body {
+        Body::PollResponse(response) => response.content_blocks,
+        other => panic!("a poll response, not {other:?}"),
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, seconds: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taxii_inbox_message_is_published_with_its_properties_and_headers() {
+    let (exchange, queue) = (unique("out"), unique("out-reader"));
+    bind(BROKER, &exchange, "topic", &queue, "taxii.Gold.#").await;
+    let gateway = gateway("amqp-out", &egress_config(BROKER, &exchange)).await;
+    let id = format!("amqp-out-{}", std::process::id());
+    push(gateway.local_addr, &id, "out-1").await;
+
+    let messages = get(BROKER, &queue, 1, 30).await;
+    gateway.stop().await.unwrap();
+    delete(BROKER, &[&queue], &[&exchange]).await;
+
+    let [message] = messages.as_slice() else {
+        panic!("one message, not {messages:?}");
+    };
+    assert_eq!(message["routing_key"], "taxii.Gold.Inbox_Message");
+    let properties = &message["properties"];
+    assert_eq!(properties["message_id"], id.as_str());
+    assert_eq!(properties["type"], "Inbox_Message");
+    assert_eq!(properties["delivery_mode"], 2);
+    assert_eq!(properties["content_type"], "application/xml");
+    assert_eq!(properties["app_id"], GATEWAY_ID);
+    let headers = &message["headers"];
+    assert_eq!(headers["x-taxii-message-id"], id.as_str());
+    assert_eq!(headers["x-taxii-collection"], "Gold");
+    assert_eq!(headers["x-taxii-content-binding"], STIX);
+    assert_eq!(
+        headers["x-taxii-content-type"],
+        "urn:taxii.mitre.org:message:xml:1.1"
+    );
+    assert_eq!(headers["x-taxii-source-dialect"], "1.1");
+    assert_eq!(headers["x-taxii-hops"], serde_json::json!([GATEWAY_ID]));
+    let body = String::from_utf8(body_of(message)).expect("a UTF-8 body");
+    assert!(
+        body.contains(&package("out-1")),
+        "the STIX package is not byte-identical in the body:\n{body}"
+    );
+    // The body is the TAXII message itself, readable as such.
+    let parsed = taxiway::bindings::taxii_xml::parse(body.as_bytes()).expect("TAXII 1.1");
+    assert_eq!(parsed.message.id, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_published_to_the_queue_is_polled_from_the_feed_once() {
+    let (queue, dlx, dead) = (unique("in"), unique("in-dlx"), unique("in-dead"));
+    let gateway = gateway(
+        "amqp-in",
+        &format!(
+            r#"
+[[amqp_ingress]]
+name = "amqp-in"
+uri = "{BROKER}"
+queue = "{queue}"
+declare = true
+dead_letter_exchange = "{dlx}"
+identity = "demo"
+# One at a time: a later message shows that an earlier one was handled.
+prefetch = 1
+"#
+        ),
+    )
+    .await;
+    let dir = common::temp_dir("amqp-in-bodies");
+    let headers = [
+        "x-taxii-collection=Gold",
+        &format!("x-taxii-content-binding={STIX}"),
+    ];
+    let first = format!("amqp-in-1-{}", std::process::id());
+    publish(
+        BROKER,
+        &queue,
+        &dir,
+        &first,
+        package("in-1").as_bytes(),
+        &headers,
+    )
+    .await;
+    let address = gateway.local_addr;
+    eventually("the package in Gold", 30, || async {
+        !gold(address).await.is_empty()
+    })
+    .await;
+    let blocks = gold(address).await;
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(blocks[0].binding.id, STIX);
+    assert_eq!(
+        blocks[0].content.as_str(),
+        package("in-1"),
+        "not byte-identical"
+    );
+
+    // The same message again (a redelivery, a producer's retry), then
+    // another: once the other is in, the repeat was handled before it.
+    publish(
+        BROKER,
+        &queue,
+        &dir,
+        &first,
+        package("in-1").as_bytes(),
+        &headers,
+    )
+    .await;
+    let second = format!("amqp-in-2-{}", std::process::id());
+    publish(
+        BROKER,
+        &queue,
+        &dir,
+        &second,
+        package("in-2").as_bytes(),
+        &headers,
+    )
+    .await;
+    eventually("the second package in Gold", 30, || async {
+        gold(address).await.len() >= 2
+    })
+    .await;
+    let contents: Vec<String> = gold(address)
+        .await
+        .iter()
+        .map(|block| block.content.as_str().to_owned())
+        .collect();
+    assert_eq!(contents, [package("in-1"), package("in-2")]);
+
+    gateway.stop().await.unwrap();
+    delete(BROKER, &[&queue, &dead], &[&dlx]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_deliveries_are_dead_lettered_with_a_reason_and_nothing_is_stored() {
+    let (queue, dlx, dead) = (unique("bad"), unique("bad-dlx"), unique("bad-dead"));
+    // Read dead letters from the start; the gateway declares the same exchange.
+    bind(BROKER, &dlx, "fanout", &dead, "").await;
+    let gateway = gateway(
+        "amqp-bad",
+        &format!(
+            r#"
+[[amqp_ingress]]
+name = "amqp-bad"
+uri = "{BROKER}"
+queue = "{queue}"
+declare = true
+dead_letter_exchange = "{dlx}"
+identity = "demo"
+"#
+        ),
+    )
+    .await;
+    let dir = common::temp_dir("amqp-bad-bodies");
+    let binding = format!("x-taxii-content-binding={STIX}");
+    let garbage: &[u8] = b"\xff\xfe\x00<not xml";
+    let unknown_feed = package("bad-2");
+    let cases: [(&str, &[u8], Vec<&str>, &str); 3] = [
+        (
+            "garbage",
+            garbage,
+            vec!["x-taxii-collection=Gold", &binding],
+            "not UTF-8",
+        ),
+        (
+            "unknown-feed",
+            unknown_feed.as_bytes(),
+            vec!["x-taxii-collection=Nowhere", &binding],
+            "Nowhere is not a feed hosted here",
+        ),
+        (
+            "broken-taxii",
+            b"<t:Inbox_Message xmlns:t=\"http://taxii.mitre.org/messages/taxii_xml_binding-1.1\" message_id=\"1\"><t:Content_Block>",
+            vec![],
+            "malformed TAXII message",
+        ),
+    ];
+    let mut sent = Vec::new();
+    for (name, body, headers, _) in &cases {
+        let id = format!("amqp-{name}-{}", std::process::id());
+        publish(BROKER, &queue, &dir, &id, body, headers).await;
+        sent.push(id);
+    }
+
+    let letters = get(BROKER, &dead, cases.len(), 30).await;
+    let stored = gold(gateway.local_addr).await;
+    gateway.stop().await.unwrap();
+    delete(BROKER, &[&queue, &dead], &[&dlx]).await;
+
+    assert_eq!(letters.len(), cases.len(), "{letters:#?}");
+    for ((_, body, _, reason), id) in cases.iter().zip(&sent) {
+        let letter = letters
+            .iter()
+            .find(|letter| letter["properties"]["message_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no dead letter for {id}: {letters:#?}"));
+        let given = letter["headers"]["x-taxiway-reason"]
+            .as_str()
+            .expect("an x-taxiway-reason header");
+        assert!(given.contains(reason), "{id}: reason {given:?}");
+        assert_eq!(letter["headers"]["x-taxiway-queue"], queue.as_str());
+        assert_eq!(body_of(letter), *body, "{id}: the body changed");
+    }
+    assert!(stored.is_empty(), "stored: {stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_sent_while_the_broker_is_down_is_lost() {
+    let mut broker = PrivateBroker::start("amqp-egress-outage").await;
+    let uri = broker.amqp_uri();
+    let (exchange, queue) = (unique("outage"), unique("outage-reader"));
+    bind(&uri, &exchange, "topic", &queue, "#").await;
+    let gateway = gateway("amqp-outage", &egress_config(&uri, &exchange)).await;
+    let address = gateway.local_addr;
+    let id = |n: usize| format!("outage-{n}");
+
+    let started = Instant::now();
+    for n in 0..20 {
+        push(address, &id(n), &format!("o-{n}")).await;
+    }
+    let before = get(&uri, &queue, 20, 60).await;
+    assert_eq!(
+        distinct(&before).len(),
+        20,
+        "before the outage: {before:#?}"
+    );
+    let before_took = started.elapsed();
+
+    tokio::task::block_in_place(|| broker.stop());
+    // Taken in and kept while the broker is away.
+    for n in 20..40 {
+        push(address, &id(n), &format!("o-{n}")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    broker.restart().await;
+    let after = get(&uri, &queue, 20, 90).await;
+    gateway.stop().await.unwrap();
+
+    let mut all = distinct(&before);
+    all.extend(distinct(&after));
+    let expected: std::collections::BTreeSet<String> = (0..40).map(id).collect();
+    assert_eq!(all, expected, "after the outage: {after:#?}");
+    eprintln!("20 messages from inbox to queue in {before_took:?}");
+}
+
+fn distinct(messages: &[Value]) -> std::collections::BTreeSet<String> {
+    messages
+        .iter()
+        .filter_map(|message| message["headers"]["x-taxii-message-id"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A figure, not a check: messages a second from an AMQP queue, through the
+/// routes (stored and forwarded), to an AMQP exchange, on the embedded
+/// store. Run with `cargo test --release --test amqp_bridge -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; run by hand"]
+async fn throughput_from_queue_to_exchange() {
+    const MESSAGES: usize = 5_000;
+    let (queue, dlx) = (unique("bulk-in"), unique("bulk-dlx"));
+    let (exchange, out) = (unique("bulk-out"), unique("bulk-reader"));
+    bind(BROKER, &exchange, "topic", &out, "#").await;
+    peer(strings(&["declare-queue", BROKER, &queue, &dlx])).await;
+    peer(strings(&[
+        "publish-many",
+        BROKER,
+        &queue,
+        &MESSAGES.to_string(),
+        "Gold",
+        STIX,
+    ]))
+    .await;
+    let started = Instant::now();
+    let gateway = gateway(
+        "amqp-bulk",
+        &format!(
+            r#"{}
+[[amqp_ingress]]
+name = "amqp-bulk"
+uri = "{BROKER}"
+queue = "{queue}"
+declare = true
+dead_letter_exchange = "{dlx}"
+identity = "demo"
+"#,
+            egress_config(BROKER, &exchange)
+        ),
+    )
+    .await;
+    eventually("every message on the exchange's queue", 600, || async {
+        let count = peer(strings(&["count", BROKER, &out])).await;
+        count.trim().parse::<usize>().expect("a count") >= MESSAGES
+    })
+    .await;
+    let took = started.elapsed();
+    gateway.stop().await.unwrap();
+    delete(BROKER, &[&queue, &out], &[&exchange, &dlx]).await;
+    eprintln!(
+        "{MESSAGES} messages queue -> store + outbox -> exchange in {took:?}: {:.0}/s",
+        MESSAGES as f64 / took.as_secs_f64()
+    );
+}
