@@ -46,7 +46,8 @@ enum RoutesAction {
 
 #[derive(Subcommand)]
 enum OutboxAction {
-    /// Lists pushes not yet delivered (pending and dead), oldest first.
+    /// Lists pushes to subscribers and forwards to egress destinations not
+    /// yet delivered (pending and dead), oldest first.
     List {
         /// Only the dead ones: those that failed too often and wait for a replay.
         #[arg(long)]
@@ -54,12 +55,31 @@ enum OutboxAction {
         #[arg(long, default_value = "./taxiway-data")]
         data_dir: PathBuf,
     },
-    /// Makes dead pushes pending again: the given ids, or all dead ones.
+    /// Makes dead rows pending again: the given ids (`12` a push, `e12` a
+    /// forward, as `list` shows them), or all dead ones.
     Replay {
         #[arg(long, default_value = "./taxiway-data")]
         data_dir: PathBuf,
-        ids: Vec<i64>,
+        ids: Vec<OutboxId>,
     },
+}
+
+/// A row of one of the two outboxes.
+#[derive(Clone, Copy, Debug)]
+enum OutboxId {
+    Push(i64),
+    Forward(i64),
+}
+
+impl std::str::FromStr for OutboxId {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not an outbox id (12 for a push, e12 for a forward)");
+        match text.strip_prefix('e') {
+            Some(forward) => forward.parse().map(OutboxId::Forward).map_err(|_| bad()),
+            None => text.parse().map(OutboxId::Push).map_err(|_| bad()),
+        }
+    }
 }
 
 /// Settings of the configuration that the command line overrides.
@@ -262,10 +282,48 @@ fn outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
                         row.last_error.as_deref().unwrap_or("-")
                     );
                 }
+                let forwards = store.egress_outbox(*dead, OUTBOX_LIST_LIMIT).await?;
+                println!();
+                println!("id\tstate\tattempts\tdestination\tmessage\tlast_error");
+                for row in &forwards {
+                    println!(
+                        "e{}\t{}\t{}\t{}\t{}\t{}",
+                        row.id,
+                        row.state.name(),
+                        row.attempts,
+                        row.destination,
+                        row.message_id,
+                        row.last_error.as_deref().unwrap_or("-")
+                    );
+                }
             }
             OutboxAction::Replay { ids, .. } => {
-                let replayed = store.replay(ids).await?;
-                println!("{replayed} dead push(es) made pending again");
+                let pushes: Vec<i64> = ids
+                    .iter()
+                    .filter_map(|id| match id {
+                        OutboxId::Push(id) => Some(*id),
+                        OutboxId::Forward(_) => None,
+                    })
+                    .collect();
+                let forwards: Vec<i64> = ids
+                    .iter()
+                    .filter_map(|id| match id {
+                        OutboxId::Forward(id) => Some(*id),
+                        OutboxId::Push(_) => None,
+                    })
+                    .collect();
+                // With ids of one kind only, the other kind is left alone.
+                let replayed_pushes = match (ids.is_empty(), pushes.is_empty()) {
+                    (false, true) => 0,
+                    _ => store.replay(&pushes).await?,
+                };
+                let replayed_forwards = match (ids.is_empty(), forwards.is_empty()) {
+                    (false, true) => 0,
+                    _ => store.egress_replay(&forwards).await?,
+                };
+                println!(
+                    "{replayed_pushes} dead push(es) and {replayed_forwards} dead forward(s) made pending again"
+                );
             }
         }
         store.close().await;

@@ -219,3 +219,108 @@ message_type = ["inbox"]
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A data directory with one dead push and one dead forward, made through
+/// the store as the delivery workers would leave them.
+async fn outbox_with_dead_rows(dir: &Path) -> (i64, i64) {
+    use taxiway::core::*;
+    use taxiway::store::{Commit, NewBlock, NewEgress, Retry, SqliteStore, Store, Subscription};
+    let store = SqliteStore::open(dir).await.unwrap();
+    let subscription = Subscription {
+        id: "3f1e0c1a-5b2d-4c3e-8f4a-0b1c2d3e4f50".to_owned(),
+        feed: "Gold".to_owned(),
+        status: SubscriptionStatus::Active,
+        delivery: Delivery::Push(PushParameters {
+            protocol: ProtocolBinding::Http,
+            address: "http://127.0.0.1:1/inbox".to_owned(),
+            message_binding: MessageBinding::Xml(Dialect::V11),
+        }),
+        content_bindings: Vec::new(),
+        created: Timestamp::from_unix(1_700_000_000, 0),
+        created_by: None,
+    };
+    store.create_subscription(subscription).await.unwrap();
+    store
+        .commit(Commit {
+            blocks: vec![NewBlock {
+                feed: "Gold".to_owned(),
+                binding: ContentBinding::new("urn:stix.mitre.org:xml:1.1.1"),
+                content: XmlContent::Xml("<x/>".to_owned()),
+                source_message_id: "m-1".to_owned(),
+            }],
+            egress: vec![NewEgress {
+                destination: "partner".to_owned(),
+                message_id: "urn:uuid:m-1".to_owned(),
+                payload: "{}".to_owned(),
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let later = Timestamp::from_unix(4_000_000_000, 0);
+    let push = store.claim_due(later, 10).await.unwrap()[0].row.id;
+    store
+        .record_failure(push, "refused", Retry::Dead)
+        .await
+        .unwrap();
+    let forward = store.claim_egress("partner", later, 10).await.unwrap()[0].id;
+    store
+        .egress_failed(forward, "unreachable", Retry::Dead)
+        .await
+        .unwrap();
+    store.close().await;
+    (push, forward)
+}
+
+#[tokio::test]
+async fn outbox_lists_and_replays_dead_pushes_and_forwards() {
+    let dir = std::env::temp_dir().join(format!("taxiway-outbox-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (push, forward) = outbox_with_dead_rows(&dir).await;
+    let data_dir = dir.to_str().unwrap();
+
+    let listed = taxiway(&["outbox", "list", "--dead", "--data-dir", data_dir]);
+    assert!(listed.status.success(), "{listed:?}");
+    let text = stdout(&listed);
+    assert!(text.contains(&format!("{push}\tdead\t1\t")), "{text}");
+    assert!(text.contains("\trefused\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "e{forward}\tdead\t1\tpartner\turn:uuid:m-1\tunreachable\n"
+        )),
+        "{text}"
+    );
+
+    let replayed = taxiway(&[
+        "outbox",
+        "replay",
+        "--data-dir",
+        data_dir,
+        &format!("e{forward}"),
+    ]);
+    assert!(replayed.status.success(), "{replayed:?}");
+    assert_eq!(
+        stdout(&replayed),
+        "0 dead push(es) and 1 dead forward(s) made pending again\n"
+    );
+    let text = stdout(&taxiway(&[
+        "outbox",
+        "list",
+        "--dead",
+        "--data-dir",
+        data_dir,
+    ]));
+    assert!(!text.contains(&format!("e{forward}\t")), "{text}");
+    assert!(text.contains(&format!("{push}\tdead\t")), "{text}");
+
+    let all = taxiway(&["outbox", "replay", "--data-dir", data_dir]);
+    assert_eq!(
+        stdout(&all),
+        "1 dead push(es) and 0 dead forward(s) made pending again\n"
+    );
+    let bad = taxiway(&["outbox", "replay", "--data-dir", data_dir, "x7"]);
+    assert!(!bad.status.success());
+    let missing = taxiway(&["outbox", "list", "--data-dir", "/nonexistent/taxiway"]);
+    assert!(!missing.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

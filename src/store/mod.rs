@@ -369,7 +369,20 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
 
-    /// How many outbox rows wait for delivery, and how many are dead.
+    /// Egress rows not yet delivered (pending and dead), or only the dead
+    /// ones, oldest first, at most `limit`.
+    fn egress_outbox(
+        &self,
+        dead_only: bool,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EgressRow>, StoreError>> + Send;
+
+    /// Makes dead egress rows pending again, due now: the given ones, or
+    /// every dead one when `ids` is empty. Returns how many were reset.
+    fn egress_replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How many outbox rows (pushes and forwards) wait for delivery, and
+    /// how many are dead.
     fn outbox_depth(&self) -> impl Future<Output = Result<OutboxDepth, StoreError>> + Send;
 
     /// Makes dead rows pending again, due now: the given ones, or every dead
@@ -488,6 +501,16 @@ impl<T: Store> Store for std::sync::Arc<T> {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send {
         (**self).outbox(dead_only, limit)
+    }
+    fn egress_outbox(
+        &self,
+        dead_only: bool,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EgressRow>, StoreError>> + Send {
+        (**self).egress_outbox(dead_only, limit)
+    }
+    fn egress_replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).egress_replay(ids)
     }
     fn outbox_depth(&self) -> impl Future<Output = Result<OutboxDepth, StoreError>> + Send {
         (**self).outbox_depth()

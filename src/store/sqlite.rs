@@ -460,23 +460,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(|e| map_error("claiming egress rows failed", e))?;
-        rows.iter()
-            .map(|row| {
-                let read = |e| map_error("reading an egress row failed", e);
-                let state: String = row.try_get("state").map_err(read)?;
-                let attempts: i64 = row.try_get("attempts").map_err(read)?;
-                Ok(EgressRow {
-                    id: row.try_get("id").map_err(read)?,
-                    destination: row.try_get("destination").map_err(read)?,
-                    message_id: row.try_get("message_id").map_err(read)?,
-                    payload: row.try_get("payload").map_err(read)?,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    state: outbox_state_of(&state)?,
-                    last_error: row.try_get("last_error").map_err(read)?,
-                    progress: row.try_get("progress").map_err(read)?,
-                })
-            })
-            .collect()
+        rows.iter().map(egress_row_of).collect()
     }
 
     async fn egress_delivered(&self, rows: &[i64]) -> Result<(), StoreError> {
@@ -558,11 +542,48 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn egress_outbox(
+        &self,
+        dead_only: bool,
+        limit: usize,
+    ) -> Result<Vec<EgressRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, destination, message_id, payload, attempts, state, last_error, progress \
+             FROM egress_outbox \
+             WHERE state = 'dead' OR (?1 = 0 AND state = 'pending') \
+             ORDER BY id LIMIT ?2",
+        )
+        .bind(i64::from(dead_only))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(|e| map_error("listing the egress outbox failed", e))?;
+        rows.iter().map(egress_row_of).collect()
+    }
+
+    async fn egress_replay(&self, ids: &[i64]) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode the ids: {e}")))?;
+        let done = sqlx::query(
+            "UPDATE egress_outbox SET state = 'pending', attempts = 0, next_attempt_us = ?1 \
+             WHERE state = 'dead' \
+               AND (json_array_length(?2) = 0 OR id IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(now_micros())
+        .bind(ids)
+        .execute(&self.control)
+        .await
+        .map_err(|e| map_error("replaying the egress outbox failed", e))?;
+        Ok(done.rows_affected())
+    }
+
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
-        // Each count walks the (state, id) index over its own rows only.
+        // Each count walks a (state, id) index over its own rows only.
         let (pending, dead): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending'), \
-                    (SELECT COUNT(*) FROM outbox WHERE state = 'dead')",
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending') \
+                  + (SELECT COUNT(*) FROM egress_outbox WHERE state = 'pending'), \
+                    (SELECT COUNT(*) FROM outbox WHERE state = 'dead') \
+                  + (SELECT COUNT(*) FROM egress_outbox WHERE state = 'dead')",
         )
         .fetch_one(&self.readers)
         .await
@@ -635,6 +656,22 @@ fn subscription_of(row: &SqliteRow) -> Result<Subscription, StoreError> {
         created: from_micros(row.try_get("s_created_us").map_err(read)?),
         created_by: row.try_get("s_created_by").map_err(read)?,
         id,
+    })
+}
+
+fn egress_row_of(row: &SqliteRow) -> Result<EgressRow, StoreError> {
+    let read = |e| map_error("reading an egress row failed", e);
+    let state: String = row.try_get("state").map_err(read)?;
+    let attempts: i64 = row.try_get("attempts").map_err(read)?;
+    Ok(EgressRow {
+        id: row.try_get("id").map_err(read)?,
+        destination: row.try_get("destination").map_err(read)?,
+        message_id: row.try_get("message_id").map_err(read)?,
+        payload: row.try_get("payload").map_err(read)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        state: outbox_state_of(&state)?,
+        last_error: row.try_get("last_error").map_err(read)?,
+        progress: row.try_get("progress").map_err(read)?,
     })
 }
 
