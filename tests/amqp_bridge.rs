@@ -1,8 +1,9 @@
 //! The AMQP bridge against a real RabbitMQ (127.0.0.1:5672, guest/guest)
 //! and a third-party peer written with pika (tests/peers/amqp/peer.py):
-//! TAXII inbox content published to an exchange, content published to a
-//! queue taken into a TAXII feed, bad deliveries dead-lettered with their
-//! reason, and nothing lost while a (private) broker is down.
+//! TAXII inbox content (from cabby too) published to an exchange, content
+//! published to a queue taken into a TAXII feed (polled by cabby, pushed to
+//! a subscriber), bad deliveries dead-lettered with their reason, and
+//! nothing lost while a (private) broker is down.
 //!
 //! Every test names its exchanges and queues after the process id and
 //! itself, so that runs and tests do not collide, and deletes them.
@@ -496,4 +497,162 @@ identity = "demo"
         "{MESSAGES} messages queue -> store + outbox -> exchange in {took:?}: {:.0}/s",
         MESSAGES as f64 / took.as_secs_f64()
     );
+}
+
+/// A TAXII 1.1 push subscription of `inbox` to Gold, with the demo account.
+async fn subscribe_gold(address: SocketAddr, inbox: &str) {
+    let request = format!(
+        "<t:Subscription_Management_Request xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:sub\" \
+         action=\"SUBSCRIBE\" collection_name=\"Gold\"><t:Subscription_Parameters>\
+         <t:Response_Type>FULL</t:Response_Type></t:Subscription_Parameters>\
+         <t:Push_Parameters><t:Protocol_Binding>urn:taxii.mitre.org:protocol:http:1.0\
+         </t:Protocol_Binding><t:Address>{inbox}</t:Address>\
+         <t:Message_Binding>urn:taxii.mitre.org:message:xml:1.1</t:Message_Binding>\
+         </t:Push_Parameters></t:Subscription_Management_Request>"
+    );
+    let (_, reply) = common::post_taxii(
+        address,
+        "/feeds/pay",
+        Dialect::V11,
+        &request,
+        Some(common::DEMO_AUTHORIZATION),
+    )
+    .await;
+    assert!(
+        matches!(reply.body, Body::SubscriptionManagementResponse(_)),
+        "{reply:?}"
+    );
+}
+
+/// cabby pushes into taxiway and pika reads it from the exchange; pika
+/// publishes to taxiway's queue and cabby polls it from the feed, while a
+/// subscriber gets it pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cabby_and_pika_meet_through_taxiway() {
+    let (exchange, reader) = (unique("cabby-out"), unique("cabby-out-reader"));
+    let (queue, dlx, dead) = (
+        unique("pika-in"),
+        unique("pika-in-dlx"),
+        unique("pika-in-dead"),
+    );
+    bind(BROKER, &exchange, "topic", &reader, "taxii.Gold.#").await;
+    let gateway = gateway(
+        "amqp-cabby",
+        &format!(
+            r#"{}
+[[amqp_ingress]]
+name = "pika-in"
+uri = "{BROKER}"
+queue = "{queue}"
+declare = true
+dead_letter_exchange = "{dlx}"
+identity = "demo"
+"#,
+            egress_config(BROKER, &exchange)
+        ),
+    )
+    .await;
+    let address = gateway.local_addr;
+    let subscriber = common::receiver::Receiver::start(Duration::ZERO).await;
+    subscribe_gold(address, &subscriber.url()).await;
+
+    // cabby → taxiway → exchange → pika.
+    let dir = common::temp_dir("amqp-cabby-files");
+    let file = dir.join("from-cabby.xml");
+    std::fs::write(&file, package("from-cabby")).unwrap();
+    let pushed = common::cabby(
+        address,
+        "taxii-push",
+        strings(&[
+            "--path",
+            "/inbox",
+            "--taxii-version",
+            "1.1",
+            "--content-file",
+            file.to_str().unwrap(),
+            "--binding",
+            STIX,
+            "--dest",
+            "Gold",
+        ]),
+    )
+    .await;
+    assert!(
+        pushed.contains("Content block successfully pushed"),
+        "{pushed}"
+    );
+    let messages = get(BROKER, &reader, 1, 30).await;
+    let [message] = messages.as_slice() else {
+        panic!("one message, not {messages:?}");
+    };
+    // cabby (lxml) re-indents what it sends: the payload published is
+    // byte for byte the one taxiway received and stored.
+    let published = taxiway::bindings::taxii_xml::parse(&body_of(message))
+        .expect("a TAXII body")
+        .message;
+    let Body::Inbox(published) = published.body else {
+        panic!("an inbox message, not {published:?}");
+    };
+    let stored = gold(address).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        published.content_blocks[0].content.as_str(),
+        stored[0].content.as_str()
+    );
+    let squeezed = |xml: &str| xml.split_whitespace().collect::<String>();
+    assert_eq!(
+        squeezed(stored[0].content.as_str()),
+        squeezed(&package("from-cabby"))
+    );
+    assert_eq!(message["headers"]["x-taxii-collection"], "Gold");
+
+    // pika → queue → taxiway → cabby's poll and the subscriber's inbox.
+    let id = format!("from-pika-{}", std::process::id());
+    publish(
+        BROKER,
+        &queue,
+        &dir,
+        &id,
+        package("from-pika").as_bytes(),
+        &[
+            "x-taxii-collection=Gold",
+            &format!("x-taxii-content-binding={STIX}"),
+        ],
+    )
+    .await;
+    eventually("the package from pika in Gold", 30, || async {
+        gold(address).await.len() >= 2
+    })
+    .await;
+    let polled = common::cabby(
+        address,
+        "taxii-poll",
+        strings(&[
+            "--path",
+            "/feeds/pay",
+            "--taxii-version",
+            "1.1",
+            "--collection",
+            "Gold",
+        ]),
+    )
+    .await;
+    assert!(polled.contains("from-pika &amp; more"), "{polled}");
+    assert!(polled.contains("2 blocks polled"), "{polled}");
+    let pushed_to_subscriber = subscriber.wait_for(2).await;
+    let contents: Vec<String> = pushed_to_subscriber
+        .iter()
+        .map(|post| String::from_utf8_lossy(&post.body).into_owned())
+        .collect();
+    assert!(
+        contents.iter().any(|c| c.contains("example:p-from-cabby")),
+        "{contents:?}"
+    );
+    assert!(
+        contents.iter().any(|c| c.contains(&package("from-pika"))),
+        "{contents:?}"
+    );
+
+    gateway.stop().await.unwrap();
+    delete(BROKER, &[&reader, &queue, &dead], &[&exchange, &dlx]).await;
 }
