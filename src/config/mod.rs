@@ -599,6 +599,11 @@ feeds = ["Extra"]
             config.identities[0].certificate_subject.as_deref(),
             Some("analyst.example.org")
         );
+        assert_eq!(config.routes.len(), 2);
+        assert_eq!(config.egress.len(), 3);
+        assert_eq!((config.amqp_ingress.len(), config.pollers.len()), (1, 1));
+        assert_eq!(config.services[0].members.len(), 1);
+        assert_eq!(config.gateway.id.as_deref(), Some("taxiway-hq"));
     }
 
     #[test]
