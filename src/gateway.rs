@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::adapters::taxii_client::{self, push::PushWorker};
 use crate::adapters::taxii_http::{self, TlsPeer};
 use crate::auth::Authenticator;
+use crate::bindings::amqp::AmqpMappings;
 use crate::config::{Config, ServiceKind, TlsConfig};
 use crate::core::Timestamp;
 use crate::services::Services;
@@ -39,6 +40,8 @@ pub enum GatewayError {
     Push(reqwest::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    #[error("the AMQP mappings: {0}")]
+    Mappings(String),
 }
 
 /// The longest a client may take over the TLS handshake.
@@ -79,6 +82,7 @@ impl Gateway {
         let push = PushWorker::start(store.clone(), config.delivery.clone())
             .map_err(GatewayError::Push)?;
         let gateway_id = gateway_id(&config)?;
+        let amqp_mappings = Arc::new(amqp_mappings(&config)?);
         let router = Arc::new(crate::router::Router::new(
             config.clone(),
             gateway_id.clone(),
@@ -108,9 +112,11 @@ impl Gateway {
             }
             if let Some(amqp) = &egress.amqp {
                 let (egress, amqp, store) = (egress.clone(), amqp.clone(), store.clone());
-                let gateway_id = gateway_id.clone();
+                let (gateway_id, mappings) = (gateway_id.clone(), amqp_mappings.clone());
                 background.spawn(move |stop| {
-                    crate::adapters::amqp::egress::run(egress, amqp, gateway_id, store, stop)
+                    crate::adapters::amqp::egress::run(
+                        egress, amqp, mappings, gateway_id, store, stop,
+                    )
                 });
             }
         }
@@ -120,8 +126,10 @@ impl Gateway {
         }
         for ingress in &config.amqp_ingress {
             let (ingress, services) = (ingress.clone(), services.clone());
-            background
-                .spawn(move |stop| crate::adapters::amqp::ingress::run(ingress, services, stop));
+            let mappings = amqp_mappings.clone();
+            background.spawn(move |stop| {
+                crate::adapters::amqp::ingress::run(ingress, mappings, services, stop)
+            });
         }
         let authenticator = Arc::new(Authenticator::new(&config));
         let app =
@@ -206,6 +214,17 @@ impl Background {
             }
         }
     }
+}
+
+/// The shipped AMQP mappings, or the operator's file that replaces them.
+fn amqp_mappings(config: &Config) -> Result<AmqpMappings, GatewayError> {
+    let Some(path) = &config.mappings.amqp else {
+        return Ok(crate::bindings::amqp::amqp_mappings().clone());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| GatewayError::Mappings(format!("cannot read {}: {e}", path.display())))?;
+    AmqpMappings::from_toml(&text)
+        .map_err(|e| GatewayError::Mappings(format!("in {}: {e}", path.display())))
 }
 
 /// This gateway's relay name: configured, or made once and kept in the data

@@ -656,3 +656,61 @@ identity = "demo"
     gateway.stop().await.unwrap();
     delete(BROKER, &[&reader, &queue, &dead], &[&exchange, &dlx]).await;
 }
+
+/// An operator's mappings file replaces the shipped table without a
+/// rebuild: here the feed travels in a header of its own name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_mappings_file_renames_the_headers() {
+    let (exchange, reader) = (unique("mapped-out"), unique("mapped-out-reader"));
+    bind(BROKER, &exchange, "topic", &reader, "taxii.Gold.#").await;
+    let dir = common::temp_dir("amqp-mappings");
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/amqp.toml"))
+            .unwrap();
+    let ours = shipped.replace(
+        "collection = \"x-taxii-collection\"",
+        "collection = \"x-soc-feed\"",
+    );
+    assert_ne!(
+        ours, shipped,
+        "the shipped table names the collection header"
+    );
+    let file = dir.join("amqp.toml");
+    std::fs::write(&file, ours).unwrap();
+    let gateway = gateway(
+        "amqp-mapped",
+        &format!(
+            "{}\n[mappings]\namqp = \"{}\"\n",
+            egress_config(BROKER, &exchange),
+            file.display()
+        ),
+    )
+    .await;
+    push(gateway.local_addr, "urn:uuid:mapped-1", "mapped").await;
+    let messages = get(BROKER, &reader, 1, 30).await;
+    gateway.stop().await.unwrap();
+    delete(BROKER, &[&reader], &[&exchange]).await;
+    let [message] = messages.as_slice() else {
+        panic!("one message, not {messages:?}");
+    };
+    assert_eq!(message["headers"]["x-soc-feed"], "Gold");
+    assert!(
+        message["headers"].get("x-taxii-collection").is_none(),
+        "{message}"
+    );
+
+    // A broken table stops the gateway at start, saying why.
+    std::fs::write(&file, "[headers]\ncollection = 7\n").unwrap();
+    let text = format!(
+        "{}\n[mappings]\namqp = \"{}\"\n",
+        taxiway::config::DEFAULT_CONFIG,
+        file.display()
+    );
+    let mut config = Config::from_toml(&text).unwrap();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = common::temp_dir("amqp-mappings-broken");
+    let Err(error) = Gateway::start(config).await else {
+        panic!("a broken mappings file is refused");
+    };
+    assert!(error.to_string().contains("amqp.toml"), "{error}");
+}

@@ -154,6 +154,17 @@ fn check_routing_key(egress: &str, template: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Tables between bindings that replace the ones shipped in `mappings/`,
+/// without recompiling.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingsConfig {
+    /// TAXII fields to AMQP properties and headers, content bindings to
+    /// media types: a file shaped like `mappings/amqp.toml`.
+    #[serde(default)]
+    pub amqp: Option<std::path::PathBuf>,
+}
+
 /// This gateway among the gateways of a community.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -51,6 +51,8 @@ pub struct Config {
     pub amqp_ingress: Vec<AmqpIngressConfig>,
     #[serde(default)]
     pub pollers: Vec<PollerConfig>,
+    #[serde(default)]
+    pub mappings: MappingsConfig,
 }
 
 /// Push delivery to subscribers.

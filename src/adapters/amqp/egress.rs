@@ -5,6 +5,7 @@
 //! channel schedules a retry with backoff, and too many failures make it
 //! dead. While the broker is away the rows wait in the outbox.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -14,7 +15,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
 use tokio::sync::watch;
 
 use super::{LinkError, Reconnect, connect, lapin_properties, redacted, short, step};
-use crate::bindings::amqp::{AmqpMappings, EncodeMeta, amqp_mappings, encode};
+use crate::bindings::amqp::{AmqpMappings, EncodeMeta, encode};
 use crate::config::{AmqpEgressConfig, EgressConfig};
 use crate::core::*;
 use crate::router::Outgoing;
@@ -30,11 +31,12 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn run<S: Store>(
     egress: EgressConfig,
     amqp: AmqpEgressConfig,
+    mappings: Arc<AmqpMappings>,
     gateway_id: String,
     store: S,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut mappings = amqp_mappings().clone();
+    let mut mappings = AmqpMappings::clone(&mappings);
     mappings.body.dialect = amqp.dialect;
     let publisher = Publisher {
         batch: amqp.in_flight.max(1),

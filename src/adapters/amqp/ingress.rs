@@ -20,7 +20,7 @@ use lapin::{Channel, Confirmation, Connection, ExchangeKind};
 use tokio::sync::{Mutex, watch};
 
 use super::{LinkError, Reconnect, connect, neutral_message, redacted, step};
-use crate::bindings::amqp::{AmqpMappings, HeaderValue, amqp_mappings, decode};
+use crate::bindings::amqp::{AmqpMappings, HeaderValue, decode};
 use crate::bindings::taxii_xml::Limits;
 use crate::config::{AmqpIngressConfig, Right};
 use crate::core::*;
@@ -41,6 +41,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs until `stop` turns true; never gives up on the broker.
 pub async fn run<S: Store + Clone>(
     ingress: AmqpIngressConfig,
+    mappings: Arc<AmqpMappings>,
     services: Arc<Services<S>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -52,7 +53,7 @@ pub async fn run<S: Store + Clone>(
         identity: Identity::Named(ingress.identity.clone()),
         ingress,
         services,
-        mappings: amqp_mappings(),
+        mappings,
         limits,
     };
     let mut reconnect = Reconnect::new();
@@ -94,7 +95,7 @@ struct Consumer<S> {
     ingress: AmqpIngressConfig,
     identity: Identity,
     services: Arc<Services<S>>,
-    mappings: &'static AmqpMappings,
+    mappings: Arc<AmqpMappings>,
     limits: Limits,
 }
 
@@ -263,7 +264,7 @@ impl<S: Store + Clone> Consumer<S> {
     fn intake(&self, delivery: &Delivery) -> Result<Intake, String> {
         let amqp = neutral_message(&delivery.properties, &delivery.data);
         let decoded =
-            decode(&amqp, self.mappings, &self.limits).map_err(|error| error.to_string())?;
+            decode(&amqp, &self.mappings, &self.limits).map_err(|error| error.to_string())?;
         let config = self.services.config();
         // Feeds not hosted here are the routes' business (forwarded, or refused).
         if let Some(closed) = decoded
