@@ -37,7 +37,7 @@ pub enum GatewayError {
     #[error("the HTTP server failed: {0}")]
     Server(std::io::Error),
     #[error("cannot start push delivery: {0}")]
-    Push(reqwest::Error),
+    Push(String),
     #[error("cannot set up TLS: {0}")]
     Tls(String),
     #[error("the AMQP mappings: {0}")]

@@ -1,7 +1,7 @@
 //! HTTPS with rustls: client certificates verified against the configured CA
 //! map to identities, Basic credentials still work, a certificate from an
-//! unknown CA fails the handshake, and the protocol binding is checked
-//! against the connection.
+//! unknown CA fails the handshake, the protocol binding is checked against
+//! the connection, and a TAXII egress proves itself with a certificate.
 
 mod common;
 
@@ -295,4 +295,113 @@ async fn over_tls_the_https_binding_is_right_and_plain_http_is_refused() {
             .is_err()
     );
     gateway.stop().await.unwrap();
+}
+
+/// A gateway forwards over HTTPS to one whose Gold only the certificate
+/// "demo" may fill: with the certificate and the CA configured, the
+/// forward is stored; with the certificate left out, it is refused and
+/// stays in the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_egress_proves_itself_with_a_client_certificate() {
+    let pki = pki();
+    let receiver = {
+        let dir = common::temp_dir("tls-egress-receiver");
+        let write = |file: &str, text: &str| {
+            let path = dir.join(file);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let mut config = Config::default_scenario();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.data_dir = dir.join("data");
+        config.server.tls = Some(TlsConfig {
+            certificate: write("server.pem", &pki.server.0),
+            key: write("server-key.pem", &pki.server.1),
+            client_ca: Some(write("ca.pem", &pki.ca)),
+        });
+        config.identities[0].certificate_subject = Some(common::DEMO_USER.into());
+        for feed in &mut config.feeds {
+            feed.writers = vec![common::DEMO_USER.to_owned()];
+        }
+        Gateway::start(config).await.expect("the receiver starts")
+    };
+    let inbox_url = format!("https://127.0.0.1:{}/inbox", receiver.local_addr.port());
+    let dir = common::temp_dir("tls-egress-sender");
+    let (demo_certificate, demo_key) = pki
+        .demo
+        .split_at(pki.demo.find("-----BEGIN PRIVATE KEY").unwrap());
+    for (file, text) in [
+        ("demo.pem", demo_certificate),
+        ("demo-key.pem", demo_key),
+        ("ca.pem", pki.ca.as_str()),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let sender_config = |with_certificate: bool| {
+        let certificate = if with_certificate {
+            format!(
+                "certificate = \"{}\"\nkey = \"{}\"\n",
+                dir.join("demo.pem").display(),
+                dir.join("demo-key.pem").display()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{}\n[[egress]]\nname = \"partner\"\ninitial_backoff_ms = 100\n[egress.taxii]\n\
+             url = \"{inbox_url}\"\ndialect = \"1.1\"\ncollection = \"Gold\"\n\
+             [egress.taxii.tls]\nca = \"{}\"\n{certificate}\n\
+             [[routes]]\nname = \"out\"\nactions = [\"store\", {{ forward = \"partner\" }}]\n",
+            taxiway::config::DEFAULT_CONFIG,
+            dir.join("ca.pem").display()
+        )
+    };
+    let start_sender = |with_certificate: bool, name: &'static str| {
+        let text = sender_config(with_certificate);
+        async move {
+            let mut config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+            config.server.listen = "127.0.0.1:0".parse().unwrap();
+            config.server.data_dir = common::temp_dir(name);
+            Gateway::start(config).await.expect("the sender starts")
+        }
+    };
+    let send = |address: std::net::SocketAddr, marker: &'static str| async move {
+        let body = format!(
+            "<t:Inbox_Message xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:{marker}\">\
+             <t:Destination_Collection_Name>Gold</t:Destination_Collection_Name>\
+             <t:Content_Block><t:Content_Binding binding_id=\"urn:stix.mitre.org:xml:1.1.1\"/>\
+             <t:Content><stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" \
+             id=\"example:{marker}\"/></t:Content></t:Content_Block></t:Inbox_Message>"
+        );
+        let (_, reply) = common::post_taxii(address, "/inbox", Dialect::V11, &body, None).await;
+        assert!(matches!(reply.body, Body::Status(ref s) if s.status_type == StatusType::Success));
+    };
+    let stored = || async {
+        let certified = client(&pki, Some(&pki.demo));
+        let url = format!("https://127.0.0.1:{}/feeds/pay", receiver.local_addr.port());
+        let reply = post(&certified, &url, HTTPS_11, None, poll("Gold"))
+            .await
+            .unwrap();
+        blocks(&reply)
+    };
+
+    let without = start_sender(false, "tls-egress-without").await;
+    send(without.local_addr, "without-certificate").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(stored().await, 0, "anonymous forwards are refused");
+    without.stop().await.unwrap();
+
+    let with = start_sender(true, "tls-egress-with").await;
+    send(with.local_addr, "with-certificate").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stored().await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forward never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored().await, 1);
+    with.stop().await.unwrap();
+    receiver.stop().await.unwrap();
 }

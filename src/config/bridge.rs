@@ -48,6 +48,15 @@ impl Config {
                     ));
                 }
             }
+            let tls = egress
+                .taxii
+                .as_ref()
+                .and_then(|taxii| taxii.tls.as_ref())
+                .or(egress
+                    .fan_out
+                    .as_ref()
+                    .and_then(|fan_out| fan_out.tls.as_ref()));
+            check_tls(&format!("egress {}", egress.name), tls)?;
             if egress.max_attempts == 0 {
                 return Err(format!("egress {}: max_attempts is 0", egress.name));
             }
@@ -104,6 +113,7 @@ impl Config {
             if poller.interval_seconds == 0 {
                 return Err(format!("poller {}: interval_seconds is 0", poller.name));
             }
+            check_tls(&format!("poller {}", poller.name), poller.tls.as_ref())?;
             if let Some(begin) = &poller.begin
                 && begin.parse::<crate::core::Timestamp>().is_err()
             {
@@ -122,6 +132,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+fn check_tls(owner: &str, tls: Option<&ClientTlsConfig>) -> Result<(), String> {
+    match tls {
+        Some(tls) if tls.certificate.is_some() != tls.key.is_some() => Err(format!(
+            "{owner}: a client certificate needs both certificate and key"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -368,6 +387,8 @@ pub struct TaxiiEgressConfig {
     pub password_env: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// Pushing to every inbox a discovery service lists: the members of a
@@ -391,10 +412,28 @@ pub struct FanOutConfig {
     pub password_env: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 fn default_refresh() -> u64 {
     60
+}
+
+/// HTTPS as a client: a certificate to prove who this gateway is, and the
+/// authorities to trust for the server's (the system's when not given).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM file: the client certificate chain, this gateway's first.
+    #[serde(default)]
+    pub certificate: Option<std::path::PathBuf>,
+    /// PEM file: its private key.
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// PEM file: the only authorities trusted for the server's certificate.
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Pulling content from a remote TAXII poll service on a schedule.
@@ -429,6 +468,8 @@ pub struct PollerConfig {
     pub password_env: Option<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 fn default_poll_interval() -> u64 {

@@ -29,7 +29,7 @@ pub async fn run<S: Store>(
     let timeout = taxii
         .timeout_ms
         .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-    let client = match TaxiiClient::new(timeout) {
+    let client = match TaxiiClient::new(timeout, taxii.tls.as_ref()) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(egress = %egress.name, %error, "cannot start a TAXII egress");

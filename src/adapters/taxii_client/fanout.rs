@@ -39,7 +39,7 @@ pub async fn run<S: Store + Clone>(
     let timeout = fan_out
         .timeout_ms
         .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-    let client = match TaxiiClient::new(timeout) {
+    let client = match TaxiiClient::new(timeout, fan_out.tls.as_ref()) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(egress = %egress.name, %error, "cannot start a fan-out");

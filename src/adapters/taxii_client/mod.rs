@@ -19,6 +19,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 
 use crate::bindings::taxii_xml;
+use crate::config::ClientTlsConfig;
 use crate::core::*;
 
 /// The most of a receiver's answer read when a status message is expected.
@@ -37,13 +38,31 @@ pub struct TaxiiClient {
 }
 
 impl TaxiiClient {
-    pub fn new(timeout: Duration) -> Result<TaxiiClient, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(timeout: Duration, tls: Option<&ClientTlsConfig>) -> Result<TaxiiClient, String> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             // An allowed destination must not be able to redirect the gateway
             // to an address the allow-list would refuse.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(tls) = tls {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            };
+            if let (Some(certificate), Some(key)) = (&tls.certificate, &tls.key) {
+                let mut pem = read(certificate)?;
+                pem.push(b'\n');
+                pem.extend(read(key)?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| format!("the client certificate and key: {e}"))?;
+                builder = builder.identity(identity);
+            }
+            if let Some(ca) = &tls.ca {
+                let authorities = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                    .map_err(|e| format!("the authorities in {}: {e}", ca.display()))?;
+                builder = builder.tls_certs_only(authorities);
+            }
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
         let sender = client.clone();
         let http = ServiceBuilder::new()
             .retry(Transient {

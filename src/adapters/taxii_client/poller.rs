@@ -29,7 +29,7 @@ pub async fn run<S: Store + Clone>(
     let timeout = poller
         .timeout_ms
         .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-    let client = match TaxiiClient::new(timeout) {
+    let client = match TaxiiClient::new(timeout, poller.tls.as_ref()) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(poller = %poller.name, %error, "cannot start a poller");

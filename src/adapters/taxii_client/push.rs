@@ -36,8 +36,8 @@ pub struct PushWorker {
 }
 
 impl PushWorker {
-    pub fn start<S: Store>(store: S, config: DeliveryConfig) -> Result<PushWorker, reqwest::Error> {
-        let client = TaxiiClient::new(TIMEOUT)?;
+    pub fn start<S: Store>(store: S, config: DeliveryConfig) -> Result<PushWorker, String> {
+        let client = TaxiiClient::new(TIMEOUT, None)?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(store, config, client, stopped));
         Ok(PushWorker { stop, task })
