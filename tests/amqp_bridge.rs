@@ -171,23 +171,7 @@ async fn push(address: SocketAddr, id: &str, marker: &str) {
 
 /// Everything in Gold, as a TAXII 1.1 poll with the demo account reads it.
 async fn gold(address: SocketAddr) -> Vec<ContentBlock> {
-    let request = format!(
-        "<t:Poll_Request xmlns:t=\"{NS_11}\" message_id=\"poll\" collection_name=\"Gold\">\
-         <t:Poll_Parameters allow_asynch=\"false\"><t:Response_Type>FULL</t:Response_Type>\
-         </t:Poll_Parameters></t:Poll_Request>"
-    );
-    let (_, reply) = common::post_taxii(
-        address,
-        "/feeds/pay",
-        Dialect::V11,
-        &request,
-        Some(common::DEMO_AUTHORIZATION),
-    )
-    .await;
-    match reply.body {
-        Body::PollResponse(response) => response.content_blocks,
-        other => panic!("a poll response, not {other:?}"),
-    }
+    common::poll_blocks(address, "/feeds/pay", "Gold").await
 }
 
 async fn eventually<F, Fut>(what: &str, seconds: u64, mut check: F)

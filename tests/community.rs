@@ -126,24 +126,8 @@ async fn send(to: &Peer, marker: &str) {
 
 /// How many times each package is in a member's feed.
 async fn feed(peer: &Peer, feed: &str) -> BTreeMap<String, usize> {
-    let poll = format!(
-        "<t:Poll_Request xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:p\" collection_name=\"{feed}\">\
-         <t:Poll_Parameters><t:Response_Type>FULL</t:Response_Type></t:Poll_Parameters>\
-         </t:Poll_Request>"
-    );
-    let (_, reply) = common::post_taxii(
-        peer.address,
-        "/feeds/pay",
-        Dialect::V11,
-        &poll,
-        Some(common::DEMO_AUTHORIZATION),
-    )
-    .await;
-    let Body::PollResponse(response) = reply.body else {
-        panic!("a poll response, not {reply:?}");
-    };
     let mut counts = BTreeMap::new();
-    for block in &response.content_blocks {
+    for block in common::poll_blocks(peer.address, "/feeds/pay", feed).await {
         let content = block.content.as_str();
         let start = content.find("id=\"example:").unwrap() + "id=\"example:".len();
         let end = content[start..].find('"').unwrap() + start;

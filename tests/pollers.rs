@@ -90,27 +90,11 @@ async fn stored_packages(dir: &Path, feed: &str) -> BTreeMap<usize, usize> {
 
 /// Package numbers in a running gateway's Gold feed, by a 1.1 poll.
 async fn gold_packages(address: SocketAddr) -> Vec<usize> {
-    let poll = format!(
-        "<t:Poll_Request xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:p\" collection_name=\"Gold\">\
-         <t:Poll_Parameters><t:Response_Type>FULL</t:Response_Type></t:Poll_Parameters>\
-         </t:Poll_Request>"
-    );
-    let (_, reply) = common::post_taxii(
-        address,
-        "/feeds/pay",
-        Dialect::V11,
-        &poll,
-        Some(common::DEMO_AUTHORIZATION),
-    )
-    .await;
-    match reply.body {
-        Body::PollResponse(response) => response
-            .content_blocks
-            .iter()
-            .map(common::package_number)
-            .collect(),
-        other => panic!("a poll response, not {other:?}"),
-    }
+    common::poll_blocks(address, "/feeds/pay", "Gold")
+        .await
+        .iter()
+        .map(common::package_number)
+        .collect()
 }
 
 async fn wait_for_count(address: SocketAddr, count: usize) -> Vec<usize> {

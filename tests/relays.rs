@@ -75,24 +75,8 @@ impl Node {
 
     /// How many times each package is in Gold.
     async fn gold(&self) -> BTreeMap<String, usize> {
-        let poll = format!(
-            "<t:Poll_Request xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:p\" collection_name=\"Gold\">\
-             <t:Poll_Parameters><t:Response_Type>FULL</t:Response_Type></t:Poll_Parameters>\
-             </t:Poll_Request>"
-        );
-        let (_, reply) = common::post_taxii(
-            self.address,
-            "/feeds/pay",
-            Dialect::V11,
-            &poll,
-            Some(common::DEMO_AUTHORIZATION),
-        )
-        .await;
-        let Body::PollResponse(response) = reply.body else {
-            panic!("a poll response, not {reply:?}");
-        };
         let mut counts = BTreeMap::new();
-        for block in &response.content_blocks {
+        for block in common::poll_blocks(self.address, "/feeds/pay", "Gold").await {
             let content = block.content.as_str();
             let start = content.find("id=\"example:").unwrap() + "id=\"example:".len();
             let end = content[start..].find('"').unwrap() + start;

@@ -182,26 +182,8 @@ actions = ["store", {{ forward = "spoke" }}, {{ forward = "spoke" }}]
     )
     .await;
     push(hub.local_addr, "urn:uuid:relay-1", "relayed").await;
-    let demo = common::DEMO_AUTHORIZATION;
-    let poll = format!(
-        "<t:Poll_Request xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:p\" collection_name=\"Gold\">\
-         <t:Poll_Parameters><t:Response_Type>FULL</t:Response_Type></t:Poll_Parameters>\
-         </t:Poll_Request>"
-    );
-    let spoke_titles = || async {
-        let (_, reply) = common::post_taxii(
-            spoke.local_addr,
-            "/feeds/pay",
-            Dialect::V11,
-            &poll,
-            Some(demo),
-        )
-        .await;
-        match reply.body {
-            Body::PollResponse(response) => titles(&response.content_blocks),
-            other => panic!("a poll response, not {other:?}"),
-        }
-    };
+    let spoke_titles =
+        || async { titles(&common::poll_blocks(spoke.local_addr, "/feeds/pay", "Gold").await) };
     eventually("the relayed message at the spoke", || async {
         !spoke_titles().await.is_empty()
     })
@@ -248,24 +230,11 @@ actions = ["store", {{ forward = "spoke" }}, {{ forward = "spoke" }}]
         Body::Status(status) => assert_eq!(status.status_type, StatusType::Success),
         other => panic!("a status, not {other:?}"),
     }
-    let (_, reply) = common::post_taxii(
-        hub.local_addr,
-        "/feeds/pay",
-        Dialect::V11,
-        &poll,
-        Some(demo),
-    )
-    .await;
-    match reply.body {
-        Body::PollResponse(response) => {
-            assert_eq!(
-                titles(&response.content_blocks),
-                ["relayed"],
-                "the loop stored nothing"
-            )
-        }
-        other => panic!("a poll response, not {other:?}"),
-    }
+    assert_eq!(
+        titles(&common::poll_blocks(hub.local_addr, "/feeds/pay", "Gold").await),
+        ["relayed"],
+        "the loop stored nothing"
+    );
     hub.stop().await.unwrap();
     spoke.stop().await.unwrap();
 }

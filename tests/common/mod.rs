@@ -370,3 +370,29 @@ pub fn package_number(block: &taxiway::core::ContentBlock) -> usize {
 pub mod opentaxii;
 pub mod rabbit;
 pub mod receiver;
+
+/// The content blocks of a feed, by one TAXII 1.1 poll (its first part)
+/// with the demo account.
+pub async fn poll_blocks(
+    address: std::net::SocketAddr,
+    path: &str,
+    feed: &str,
+) -> Vec<taxiway::core::ContentBlock> {
+    let request = format!(
+        "<t:Poll_Request xmlns:t=\"http://taxii.mitre.org/messages/taxii_xml_binding-1.1\" \
+         message_id=\"urn:uuid:poll\" collection_name=\"{feed}\"><t:Poll_Parameters>\
+         <t:Response_Type>FULL</t:Response_Type></t:Poll_Parameters></t:Poll_Request>"
+    );
+    let (_, reply) = post_taxii(
+        address,
+        path,
+        taxiway::core::Dialect::V11,
+        &request,
+        Some(DEMO_AUTHORIZATION),
+    )
+    .await;
+    match reply.body {
+        taxiway::core::Body::PollResponse(response) => response.content_blocks,
+        other => panic!("a poll response, not {other:?}"),
+    }
+}
