@@ -432,57 +432,6 @@ fn distinct(messages: &[Value]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// A figure, not a check: messages a second from an AMQP queue, through the
-/// routes (stored and forwarded), to an AMQP exchange, on the embedded
-/// store. Run with `cargo test --release --test amqp_bridge -- --ignored`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a measurement; run by hand"]
-async fn throughput_from_queue_to_exchange() {
-    const MESSAGES: usize = 5_000;
-    let (queue, dlx) = (unique("bulk-in"), unique("bulk-dlx"));
-    let (exchange, out) = (unique("bulk-out"), unique("bulk-reader"));
-    bind(BROKER, &exchange, "topic", &out, "#").await;
-    peer(strings(&["declare-queue", BROKER, &queue, &dlx])).await;
-    peer(strings(&[
-        "publish-many",
-        BROKER,
-        &queue,
-        &MESSAGES.to_string(),
-        "Gold",
-        STIX,
-    ]))
-    .await;
-    let started = Instant::now();
-    let gateway = gateway(
-        "amqp-bulk",
-        &format!(
-            r#"{}
-[[amqp_ingress]]
-name = "amqp-bulk"
-uri = "{BROKER}"
-queue = "{queue}"
-declare = true
-dead_letter_exchange = "{dlx}"
-identity = "demo"
-"#,
-            egress_config(BROKER, &exchange)
-        ),
-    )
-    .await;
-    eventually("every message on the exchange's queue", 600, || async {
-        let count = peer(strings(&["count", BROKER, &out])).await;
-        count.trim().parse::<usize>().expect("a count") >= MESSAGES
-    })
-    .await;
-    let took = started.elapsed();
-    gateway.stop().await.unwrap();
-    delete(BROKER, &[&queue, &out], &[&exchange, &dlx]).await;
-    eprintln!(
-        "{MESSAGES} messages queue -> store + outbox -> exchange in {took:?}: {:.0}/s",
-        MESSAGES as f64 / took.as_secs_f64()
-    );
-}
-
 /// A TAXII 1.1 push subscription of `inbox` to Gold, with the demo account.
 async fn subscribe_gold(address: SocketAddr, inbox: &str) {
     let request = format!(

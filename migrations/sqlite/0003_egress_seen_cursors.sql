@@ -16,8 +16,11 @@ CREATE TABLE egress_outbox (
     created_us INTEGER NOT NULL
 );
 
--- Each destination drains its pending rows in order.
+-- Each destination drains its pending rows in order; a row waiting for a
+-- retry holds back the later ones, found by the second index without
+-- walking the rows that are due.
 CREATE INDEX egress_outbox_pending ON egress_outbox (destination, state, id);
+CREATE INDEX egress_outbox_waiting ON egress_outbox (destination, state, next_attempt_us);
 CREATE INDEX egress_outbox_state ON egress_outbox (state, id);
 
 -- Message ids already taken in, so that a message reaching this gateway

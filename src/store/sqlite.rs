@@ -449,9 +449,9 @@ impl Store for SqliteStore {
             "SELECT id, destination, message_id, payload, attempts, state, last_error, progress \
              FROM egress_outbox o \
              WHERE o.destination = ?1 AND o.state = 'pending' AND o.next_attempt_us <= ?2 \
-               AND NOT EXISTS (SELECT 1 FROM egress_outbox e \
+               AND o.id < COALESCE((SELECT MIN(e.id) FROM egress_outbox e \
                    WHERE e.destination = ?1 AND e.state = 'pending' \
-                     AND e.id < o.id AND e.next_attempt_us > ?2) \
+                     AND e.next_attempt_us > ?2), 9223372036854775807) \
              ORDER BY o.id LIMIT ?3",
         )
         .bind(destination)
