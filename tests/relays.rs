@@ -184,3 +184,44 @@ async fn a_ring_of_gateways_does_not_loop() {
         gateway.stop().await.unwrap();
     }
 }
+
+/// An open gateway believes relay records only from its peers: a stranger
+/// cannot have a message dropped by claiming it went through here already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_records_count_only_from_the_senders_named() {
+    let node = Node::new("guarded");
+    let gateway = node.start("[router]\nrelay_senders = [\"demo\"]\n").await;
+    let claiming = |marker: &str| {
+        format!(
+            "<t:Inbox_Message xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:{marker}\">\
+             <t:Extended_Headers><t:Extended_Header name=\"{HOPS_HEADER}\">guarded\
+             </t:Extended_Header></t:Extended_Headers>\
+             <t:Destination_Collection_Name>Gold</t:Destination_Collection_Name>\
+             <t:Content_Block><t:Content_Binding binding_id=\"{STIX}\"/><t:Content>\
+             <stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" \
+             id=\"example:{marker}\" version=\"1.1.1\"/></t:Content></t:Content_Block>\
+             </t:Inbox_Message>"
+        )
+    };
+    for (marker, authorization) in [
+        ("from-a-stranger", None),
+        ("from-the-peer", Some(common::DEMO_AUTHORIZATION)),
+    ] {
+        let (_, reply) = common::post_taxii(
+            node.address,
+            "/inbox",
+            Dialect::V11,
+            &claiming(marker),
+            authorization,
+        )
+        .await;
+        assert!(
+            matches!(reply.body, Body::Status(ref s) if s.status_type == StatusType::Success),
+            "{reply:?}"
+        );
+    }
+    // The stranger's record was ignored: stored. The peer's said it had
+    // been here: a loop, dropped.
+    assert_eq!(node.gold().await, once_each(&["from-a-stranger"]));
+    gateway.stop().await.unwrap();
+}

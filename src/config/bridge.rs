@@ -206,6 +206,12 @@ pub struct RouterConfig {
     /// that one reaching the gateway again is not stored twice.
     #[serde(default = "default_seen_ttl")]
     pub seen_ttl_seconds: u64,
+    /// Identities (over TAXII) whose relay records are believed. A relay
+    /// record decides whether a message is dropped as a loop or as already
+    /// taken in, so an open gateway should believe only its peers'; when
+    /// not set, every sender's is believed (a closed community).
+    #[serde(default)]
+    pub relay_senders: Option<Vec<String>>,
 }
 
 impl Default for RouterConfig {
@@ -213,6 +219,22 @@ impl Default for RouterConfig {
         RouterConfig {
             unrouted: Unrouted::default(),
             seen_ttl_seconds: default_seen_ttl(),
+            relay_senders: None,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// Whether a relay record that `identity` sent is believed.
+    pub fn believes_relays_of(&self, identity: &crate::core::Identity) -> bool {
+        let Some(senders) = &self.relay_senders else {
+            return true;
+        };
+        match identity {
+            crate::core::Identity::Named(name) => senders.iter().any(|sender| sender == name),
+            crate::core::Identity::Anonymous => {
+                senders.iter().any(|sender| sender == super::ANONYMOUS)
+            }
         }
     }
 }

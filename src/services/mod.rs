@@ -675,7 +675,14 @@ impl<S: Store + Clone> Services<S> {
             chosen
         };
         let mut message = request.clone();
-        let relay = Relay::take_from(&mut message);
+        let mut relay = Relay::take_from(&mut message);
+        if !self.config.router.believes_relays_of(identity) {
+            if !relay.hops.is_empty() || relay.origin_id.is_some() {
+                tracing::info!(message_id = %request.id, ?identity,
+                    "a relay record from a sender not in router.relay_senders is ignored");
+            }
+            relay = Relay::default();
+        }
         let intake = Intake {
             dedup_key: relay.origin_id.clone(),
             envelope: Envelope {
