@@ -13,7 +13,7 @@ mod encode;
 mod error;
 mod ids;
 mod limits;
-mod reader;
+pub(crate) mod reader;
 
 pub use chunked::ChunkedWriter;
 pub use convert::{Conversion, ConversionNote, Effect, convert};
