@@ -114,6 +114,58 @@ impl Authenticator {
 
     /// The identity a verified client certificate with this subject CN
     /// proves: an account that names it, otherwise anonymous.
+    /// The identity a request's credentials prove: anonymous without any,
+    /// an account with a verified HTTP Basic password (`authorization`, the
+    /// header's value) or client certificate (`certificate`, its subject's
+    /// common name); both must then name the same one. Otherwise the reason
+    /// for refusing it.
+    pub async fn identify(
+        self: &Arc<Self>,
+        authorization: Option<&str>,
+        certificate: Option<&str>,
+    ) -> Result<Identity, String> {
+        let by_certificate = certificate.map(|subject| self.certificate_identity(subject));
+        let by_password = match authorization {
+            Some(value) => Some(self.basic_identity(value).await?),
+            None => None,
+        };
+        match (by_certificate, by_password) {
+            (Some(certified), Some(password)) if certified != password => {
+                tracing::info!(?certified, ?password, "certificate and password disagree");
+                Err(
+                    "the client certificate and the HTTP Basic credentials name different identities"
+                        .into(),
+                )
+            }
+            (_, Some(identity)) | (Some(identity), None) => Ok(identity),
+            (None, None) => Ok(Identity::Anonymous),
+        }
+    }
+
+    /// The identity an `Authorization` header's HTTP Basic credentials prove.
+    async fn basic_identity(self: &Arc<Self>, authorization: &str) -> Result<Identity, String> {
+        use base64::Engine;
+        let credentials = authorization
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .and_then(|(_, encoded)| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .ok()
+            })
+            .and_then(|decoded| String::from_utf8(decoded).ok());
+        let Some(credentials) = credentials else {
+            return Err("the Authorization header is not HTTP Basic credentials".into());
+        };
+        let Some((user, password)) = credentials.split_once(':') else {
+            return Err("HTTP Basic credentials need a user and a password".into());
+        };
+        self.verify(user, password).await.map_err(|_| {
+            tracing::info!(user, "HTTP Basic credentials refused");
+            "the user name or password is wrong".to_owned()
+        })
+    }
+
     pub fn certificate_identity(&self, common_name: &str) -> Identity {
         match self.subjects.get(common_name) {
             Some(name) => Identity::Named(name.clone()),
@@ -198,6 +250,33 @@ mod tests {
         ))
         .unwrap();
         Arc::new(Authenticator::new(&config))
+    }
+
+    #[tokio::test]
+    async fn credentials_are_read_from_the_authorization_header() {
+        let auth = authenticator(&hash_password("right").unwrap());
+        let ann = Ok(Identity::Named("ann".into()));
+        // "ann:right" in base64, in any case of the scheme.
+        assert_eq!(auth.identify(Some("Basic YW5uOnJpZ2h0"), None).await, ann);
+        assert_eq!(auth.identify(Some("basic  YW5uOnJpZ2h0 "), None).await, ann);
+        assert_eq!(auth.identify(None, None).await, Ok(Identity::Anonymous));
+        assert_eq!(
+            auth.identify(None, Some("nobody")).await,
+            Ok(Identity::Anonymous)
+        );
+        for refused in [
+            "Bearer YW5uOnJpZ2h0",
+            "Basic YW5uOnJpZ2h0=",
+            "Basic !!!",
+            "Basic YW5u",
+            "Basic YW5uOndyb25n",
+            "Basic",
+        ] {
+            assert!(
+                auth.identify(Some(refused), None).await.is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -144,7 +144,14 @@ async fn answer<S: Store + Clone>(
     // Authenticated once the request is read, so that a refusal can answer
     // its message id in its dialect.
     let certificate = peer.and_then(|peer| peer.certificate_subject.as_deref());
-    let identity = match authenticate(&shared.auth, headers, certificate).await {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let identity = match shared
+        .auth
+        .identify(authorization.as_deref(), certificate)
+        .await
+    {
         Ok(identity) => identity,
         Err(reason) => {
             return Refusal::new(dialect, Some(&request.id), StatusType::Unauthorized, reason)
@@ -173,88 +180,6 @@ async fn answer<S: Store + Clone>(
         }
         None => empty_reply(dialect),
     }
-}
-
-/// The identity the request's credentials prove: anonymous without any,
-/// an account with a verified HTTP Basic password or client certificate
-/// (both must then name the same one); otherwise the reason for refusing it.
-async fn authenticate(
-    auth: &Arc<Authenticator>,
-    headers: &HeaderMap,
-    certificate: Option<&str>,
-) -> Result<Identity, String> {
-    let by_certificate = certificate.map(|subject| auth.certificate_identity(subject));
-    let by_password = basic_identity(auth, headers).await?;
-    match (by_certificate, by_password) {
-        (Some(certified), Some(password)) if certified != password => {
-            tracing::info!(?certified, ?password, "certificate and password disagree");
-            Err(
-                "the client certificate and the HTTP Basic credentials name different identities"
-                    .into(),
-            )
-        }
-        (_, Some(identity)) | (Some(identity), None) => Ok(identity),
-        (None, None) => Ok(Identity::Anonymous),
-    }
-}
-
-/// The identity HTTP Basic credentials prove, if the request has any.
-async fn basic_identity(
-    auth: &Arc<Authenticator>,
-    headers: &HeaderMap,
-) -> Result<Option<Identity>, String> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let credentials = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .and_then(|(_, encoded)| base64_decode(encoded.trim()))
-        .and_then(|decoded| String::from_utf8(decoded).ok());
-    let Some(credentials) = credentials else {
-        return Err("the Authorization header is not HTTP Basic credentials".into());
-    };
-    let Some((user, password)) = credentials.split_once(':') else {
-        return Err("HTTP Basic credentials need a user and a password".into());
-    };
-    auth.verify(user, password).await.map(Some).map_err(|_| {
-        tracing::info!(user, "HTTP Basic credentials refused");
-        "the user name or password is wrong".to_owned()
-    })
-}
-
-/// Standard base64 (RFC 4648, with padding), as HTTP Basic uses.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (at, chunk) in bytes.chunks(4).enumerate() {
-        let last = at + 1 == bytes.len() / 4;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut word = 0u32;
-        for &c in &chunk[..4 - pad] {
-            word = (word << 6) | u32::from(value(c)?);
-        }
-        word <<= 6 * pad as u32;
-        let [_, a, b, c] = word.to_be_bytes();
-        out.extend_from_slice(&[a, b, c][..3 - pad]);
-    }
-    Some(out)
 }
 
 /// The HTTP status the draft gives a refusal found while processing
@@ -616,25 +541,4 @@ fn taxii_response(dialect: Dialect, status: StatusCode, body: HttpBody) -> Respo
         set(X_TAXII_SERVICES, &ids.services_version);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base64_decode;
-
-    #[test]
-    fn base64_decodes_basic_credentials_and_refuses_garbage() {
-        let decoded = |text: &str| base64_decode(text).map(|b| String::from_utf8(b).unwrap());
-        assert_eq!(
-            decoded("ZGVtbzp0YXhpd2F5LWRlbW8=").as_deref(),
-            Some("demo:taxiway-demo")
-        );
-        assert_eq!(decoded("YTpi").as_deref(), Some("a:b"));
-        assert_eq!(decoded("YTo=").as_deref(), Some("a:"));
-        assert_eq!(decoded("YQ==").as_deref(), Some("a"));
-        assert_eq!(decoded("").as_deref(), Some(""));
-        for bad in ["YQ=", "Y===", "YQ==YTpi", "YT!i", "%%%"] {
-            assert_eq!(base64_decode(bad), None, "{bad}");
-        }
-    }
 }

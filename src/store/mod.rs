@@ -303,6 +303,22 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks of a feed with labels in the query's range, oldest first.
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send;
 
+    /// The newest blocks of a feed labelled before `before` (all when
+    /// `None`), newest first, at most `limit`: a ROLIE feed page.
+    fn newest(
+        &self,
+        feed: &str,
+        before: Option<Timestamp>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send;
+
+    /// One block of a feed, by its id.
+    fn block(
+        &self,
+        feed: &str,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<StoredBlock>, StoreError>> + Send;
+
     /// What [`Store::poll`] would return for the query, without the
     /// content: a large page is then read in chunks of bounded size, by
     /// label ranges that content arriving meanwhile cannot change.
@@ -445,6 +461,21 @@ impl<T: Store> Store for std::sync::Arc<T> {
         query: PollQuery,
     ) -> impl Future<Output = Result<PollExtent, StoreError>> + Send {
         (**self).poll_extent(query)
+    }
+    fn newest(
+        &self,
+        feed: &str,
+        before: Option<Timestamp>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send {
+        (**self).newest(feed, before, limit)
+    }
+    fn block(
+        &self,
+        feed: &str,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<StoredBlock>, StoreError>> + Send {
+        (**self).block(feed, id)
     }
     fn latest_label(
         &self,

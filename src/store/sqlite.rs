@@ -228,6 +228,43 @@ impl Store for SqliteStore {
         Ok(PollPage { blocks, more })
     }
 
+    async fn newest(
+        &self,
+        feed: &str,
+        before: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<StoredBlock>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, label_us, binding_id, subtype, content_kind, content \
+             FROM content_blocks WHERE feed = ?1 AND label_us < ?2 \
+             ORDER BY label_us DESC LIMIT ?3",
+        )
+        .bind(feed)
+        .bind(before.map_or(i64::MAX, to_micros))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(|e| map_error("reading the newest blocks failed", e))?;
+        rows.iter()
+            .map(|row| stored_block(feed, row, "id"))
+            .collect()
+    }
+
+    async fn block(&self, feed: &str, id: i64) -> Result<Option<StoredBlock>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, label_us, binding_id, subtype, content_kind, content \
+             FROM content_blocks WHERE feed = ?1 AND id = ?2",
+        )
+        .bind(feed)
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(|e| map_error("reading a block failed", e))?;
+        row.as_ref()
+            .map(|row| stored_block(feed, row, "id"))
+            .transpose()
+    }
+
     async fn poll_extent(&self, query: PollQuery) -> Result<PollExtent, StoreError> {
         let begin = query.exclusive_begin.map_or(i64::MIN, to_micros);
         let end = query.inclusive_end.map_or(i64::MAX, to_micros);
