@@ -28,6 +28,14 @@ pub enum AuthError {
     BadCredentials,
 }
 
+/// Put on each request of a TLS connection by the gateway: its absence means
+/// plain HTTP.
+#[derive(Clone, Debug, Default)]
+pub struct TlsPeer {
+    /// The subject CN of the client certificate, verified in the handshake.
+    pub certificate_subject: Option<String>,
+}
+
 pub struct Authenticator {
     /// Account name to its PHC string.
     hashes: HashMap<String, String>,

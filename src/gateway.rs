@@ -17,8 +17,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::adapters::taxii_client::{self, push::PushWorker};
-use crate::adapters::taxii_http::{self, TlsPeer};
-use crate::auth::Authenticator;
+use crate::adapters::{rolie_http, taxii_http};
+use crate::auth::{Authenticator, TlsPeer};
 use crate::bindings::amqp::AmqpMappings;
 use crate::config::{Config, ServiceKind, TlsConfig};
 use crate::core::Timestamp;
@@ -132,8 +132,14 @@ impl Gateway {
             });
         }
         let authenticator = Arc::new(Authenticator::new(&config));
-        let app =
-            operations(store.clone()).merge(taxii_http::router(services, authenticator.clone()));
+        let app = operations(store.clone())
+            .merge(rolie_http::router(
+                config.clone(),
+                store.clone(),
+                authenticator.clone(),
+                gateway_id.clone(),
+            ))
+            .merge(taxii_http::router(services, authenticator.clone()));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = match acceptor {
             Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app, stopped)),

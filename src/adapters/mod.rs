@@ -2,5 +2,6 @@
 //! codecs, services and the store; never each other.
 
 pub mod amqp;
+pub mod rolie_http;
 pub mod taxii_client;
 pub mod taxii_http;

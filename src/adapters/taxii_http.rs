@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, TlsPeer};
 use crate::bindings::taxii_xml::{self, ChunkedWriter, Limits, ParseError};
 use crate::core::*;
 use crate::services::{MoreBlocks, Reply, Services, status};
@@ -26,14 +26,6 @@ const X_TAXII_CONTENT_TYPE: &str = "x-taxii-content-type";
 const X_TAXII_ACCEPT: &str = "x-taxii-accept";
 const X_TAXII_PROTOCOL: &str = "x-taxii-protocol";
 const X_TAXII_SERVICES: &str = "x-taxii-services";
-
-/// Put on each request of a TLS connection by the gateway: its absence means
-/// plain HTTP.
-#[derive(Clone, Debug, Default)]
-pub struct TlsPeer {
-    /// The subject CN of the client certificate, verified in the handshake.
-    pub certificate_subject: Option<String>,
-}
 
 struct Shared<S> {
     services: Arc<Services<S>>,

@@ -53,6 +53,37 @@ pub struct Config {
     pub pollers: Vec<PollerConfig>,
     #[serde(default)]
     pub mappings: MappingsConfig,
+    /// The ROLIE repository: every hosted feed as a ROLIE collection.
+    #[serde(default)]
+    pub rolie: Option<RolieConfig>,
+}
+
+/// Where the ROLIE repository lives and how it pages.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolieConfig {
+    /// The service document is at `{path}/servicedocument`, each feed's
+    /// collection at `{path}/feeds/{name}`.
+    #[serde(default = "default_rolie_path")]
+    pub path: String,
+    /// Entries per feed page.
+    #[serde(default = "default_rolie_page")]
+    pub page_size: usize,
+    /// The title of the workspace holding the collections.
+    #[serde(default = "default_rolie_workspace")]
+    pub workspace: String,
+}
+
+fn default_rolie_path() -> String {
+    "/rolie".to_owned()
+}
+
+fn default_rolie_page() -> usize {
+    100
+}
+
+fn default_rolie_workspace() -> String {
+    "Threat information".to_owned()
 }
 
 /// Push delivery to subscribers.
@@ -217,7 +248,7 @@ fn default_max_poll_response() -> u64 {
     32 * 1024 * 1024
 }
 
-/// A hosted feed: at once a TAXII data feed (collection) and, later, a ROLIE collection.
+/// A hosted feed: at once a TAXII data feed (collection) and a ROLIE collection.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedConfig {
@@ -241,6 +272,11 @@ pub struct FeedConfig {
     /// Identities that may subscribe; the readers when not given.
     #[serde(default)]
     pub subscribers: Option<Vec<String>>,
+    /// The ROLIE information type of its collection (`indicator`,
+    /// `incident`, ...); by default the one mappings/rolie.toml gives its
+    /// first content binding.
+    #[serde(default)]
+    pub information_type: Option<String>,
 }
 
 impl FeedConfig {
@@ -362,6 +398,7 @@ impl Config {
     /// a loaded one.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_bridge().map_err(ConfigError::Invalid)?;
+        self.check_rolie().map_err(ConfigError::Invalid)?;
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         if let Some(url) = &self.server.public_url {
             let host = url
@@ -494,6 +531,63 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn check_rolie(&self) -> Result<(), String> {
+        let mappings = crate::bindings::rolie::rolie_mappings();
+        for feed in &self.feeds {
+            if let Some(term) = &feed.information_type
+                && mappings.information_type(term).is_none()
+            {
+                return Err(format!(
+                    "feed {}: {term:?} is not a ROLIE information type of mappings/rolie.toml",
+                    feed.name
+                ));
+            }
+        }
+        let Some(rolie) = &self.rolie else {
+            return Ok(());
+        };
+        if !rolie.path.starts_with('/') || rolie.path.len() < 2 || rolie.path.ends_with('/') {
+            return Err(format!(
+                "rolie.path {:?} must start with / and not end with one",
+                rolie.path
+            ));
+        }
+        let under =
+            |path: &str| path == rolie.path || path.starts_with(&format!("{}/", rolie.path));
+        if let Some(service) = self.services.iter().find(|s| under(&s.path)) {
+            return Err(format!(
+                "the TAXII service at {} is inside the ROLIE repository's path {}",
+                service.path, rolie.path
+            ));
+        }
+        if RESERVED_PATHS.iter().any(|path| under(path)) {
+            return Err(format!("rolie.path {} is reserved", rolie.path));
+        }
+        if !(1..=1000).contains(&rolie.page_size) {
+            return Err(format!(
+                "rolie.page_size {} is not 1 to 1000",
+                rolie.page_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ROLIE information type of a feed's collection.
+    pub fn information_type(&self, feed: &FeedConfig) -> String {
+        let mappings = crate::bindings::rolie::rolie_mappings();
+        feed.information_type
+            .as_deref()
+            .and_then(|term| mappings.information_type(term))
+            .or_else(|| {
+                feed.content_bindings
+                    .iter()
+                    .find_map(|binding| mappings.binding(binding))
+                    .map(|mapping| mapping.information_type.as_str())
+            })
+            .unwrap_or("indicator")
+            .to_owned()
     }
 
     /// The base URL service addresses are built on, without a trailing slash.

@@ -165,23 +165,9 @@ pub const DEMO_PASSWORD: &str = "taxiway-demo";
 
 /// An `Authorization` header value for HTTP Basic.
 pub fn basic(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = format!("{user}:{password}").into_bytes();
-    let mut out = String::from("Basic ");
-    for chunk in bytes.chunks(3) {
-        let word = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |word, (at, &b)| word | u32::from(b) << (16 - 8 * at));
-        for at in 0..4 {
-            if at <= chunk.len() {
-                out.push(ALPHABET[(word >> (18 - 6 * at) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
 }
 
 /// The demo account's `Authorization` header value.

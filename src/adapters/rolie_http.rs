@@ -1,0 +1,543 @@
+//! ROLIE (RFC 8322) over HTTP, the repository side: every hosted feed is a
+//! ROLIE collection read from the same store as its TAXII poll service.
+//!
+//! The service document lists the collections the requester may read; a
+//! collection is an Atom feed of its content blocks, newest first, in pages
+//! linked as RFC 5005 says; each block is an entry whose content is served
+//! out of line, byte for byte as it was received. Pages are addressed by
+//! label (`?before=`, `?after=`), so a page does not shift when content
+//! arrives and a client walking `next` sees every entry once.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body as HttpBody;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::auth::{Authenticator, TlsPeer};
+use crate::bindings::rolie::{self, Category, Collection, Entry, FeedPage, Link, OutOfLine};
+use crate::config::{Config, FeedConfig, Right};
+use crate::core::*;
+use crate::store::{PollQuery, Store, StoredBlock};
+
+struct Shared<S> {
+    config: Arc<Config>,
+    store: S,
+    auth: Arc<Authenticator>,
+    gateway_id: String,
+    /// The repository's absolute base URL: public URL and path.
+    base: String,
+    page_size: usize,
+}
+
+/// The repository's routes, when the configuration has `[rolie]`.
+pub fn router<S: Store + Clone>(
+    config: Arc<Config>,
+    store: S,
+    auth: Arc<Authenticator>,
+    gateway_id: String,
+) -> Router {
+    let Some(rolie) = config.rolie.clone() else {
+        return Router::new();
+    };
+    let shared = Arc::new(Shared {
+        base: format!("{}{}", config.public_url(), rolie.path),
+        page_size: rolie.page_size,
+        config,
+        store,
+        auth,
+        gateway_id,
+    });
+    let path = rolie.path;
+    Router::new()
+        .route(
+            &format!("{path}/servicedocument"),
+            get(service_document::<S>),
+        )
+        .route(&format!("{path}/feeds/{{feed}}"), get(collection::<S>))
+        .route(
+            &format!("{path}/feeds/{{feed}}/entries/{{id}}"),
+            get(entry::<S>),
+        )
+        .route(
+            &format!("{path}/feeds/{{feed}}/entries/{{id}}/content"),
+            get(content::<S>),
+        )
+        .with_state(shared)
+}
+
+/// Why a request is refused, and with which HTTP status.
+struct Refusal {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        problem(self.status, &self.reason)
+    }
+}
+
+/// Who asks, from their credentials; `Err` is the 401 to send.
+async fn identity<S>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+    peer: Option<&TlsPeer>,
+) -> Result<Identity, Refusal> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let certificate = peer.and_then(|peer| peer.certificate_subject.as_deref());
+    shared
+        .auth
+        .identify(authorization.as_deref(), certificate)
+        .await
+        .map_err(|reason| Refusal::new(StatusCode::UNAUTHORIZED, reason))
+}
+
+/// The feed named in a path, if hosted and readable by `identity`;
+/// otherwise the 404, 401 (with a challenge) or 403 to send.
+fn readable<'c, S>(
+    shared: &'c Shared<S>,
+    name: &str,
+    identity: &Identity,
+) -> Result<&'c FeedConfig, Refusal> {
+    let Some(feed) = shared.config.feed(name) else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!("no collection {name} here"),
+        ));
+    };
+    if feed.allows(Right::Read, identity) {
+        return Ok(feed);
+    }
+    Err(match identity {
+        Identity::Anonymous => Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{name} needs credentials"),
+        ),
+        Identity::Named(who) => {
+            Refusal::new(StatusCode::FORBIDDEN, format!("{who} may not read {name}"))
+        }
+    })
+}
+
+async fn service_document<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match identity(&shared, &headers, peer.as_deref()).await {
+        Ok(identity) => identity,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // Collections the identity may not read are left out, so that their
+    // existence is not revealed (CSIRT draft, security considerations).
+    let collections = shared
+        .config
+        .feeds
+        .iter()
+        .filter(|feed| feed.allows(Right::Read, &identity))
+        .map(|feed| Collection {
+            href: format!("{}/feeds/{}", shared.base, feed.name),
+            title: feed.name.clone(),
+            // Read-only until AtomPub writes are offered.
+            accept: vec![String::new()],
+            information_type: Some(shared.config.information_type(feed)),
+            categories: Vec::new(),
+            service: Some(service_url(&shared)),
+        })
+        .collect();
+    let document = rolie::ServiceDocument {
+        workspaces: vec![rolie::Workspace {
+            title: shared
+                .config
+                .rolie
+                .as_ref()
+                .map(|rolie| rolie.workspace.clone())
+                .unwrap_or_default(),
+            collections,
+        }],
+    };
+    atom_response(
+        rolie::SERVICE_MEDIA_TYPE,
+        rolie::service_document(&document),
+    )
+}
+
+fn service_url<S>(shared: &Shared<S>) -> String {
+    format!("{}/servicedocument", shared.base)
+}
+
+/// Which page of a collection: the newest (no parameter), the one older
+/// than a label, the one newer than a label, or the oldest.
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    before: Option<i64>,
+    after: Option<i64>,
+    last: Option<String>,
+}
+
+async fn collection<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path(name): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match identity(&shared, &headers, peer.as_deref()).await {
+        Ok(identity) => identity,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let feed = match readable(&shared, &name, &identity) {
+        Ok(feed) => feed,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Ok(Query(query)) = query else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "before and after are labels in microseconds; last takes no value",
+        );
+    };
+    let kinds = [
+        query.before.is_some(),
+        query.after.is_some(),
+        query.last.is_some(),
+    ];
+    if kinds.iter().filter(|given| **given).count() > 1 {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "ask for one page: before, after or last",
+        );
+    }
+    match page(&shared, feed, &query, &headers).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, feed = %feed.name, "a ROLIE page could not be read");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable; try again",
+            )
+        }
+    }
+}
+
+async fn page<S: Store + Clone>(
+    shared: &Shared<S>,
+    feed: &FeedConfig,
+    query: &PageQuery,
+    headers: &HeaderMap,
+) -> Result<Response, crate::store::StoreError> {
+    let store = &shared.store;
+    let latest = store.latest_label(&feed.name).await?;
+    let self_query = match (query.before, query.after, &query.last) {
+        (Some(before), _, _) => format!("?before={before}"),
+        (_, Some(after), _) => format!("?after={after}"),
+        (_, _, Some(_)) => "?last".to_owned(),
+        _ => String::new(),
+    };
+    // Content is only ever appended: the latest label and the page asked
+    // for name what the page holds.
+    let etag = format!(
+        "W/\"{}{}\"",
+        latest.map_or(0, micros),
+        self_query.replace(['?', '='], "-")
+    );
+    if not_modified(headers, &etag, latest) {
+        return Ok(cache_headers(
+            StatusCode::NOT_MODIFIED.into_response(),
+            &etag,
+            latest,
+        ));
+    }
+    let size = shared.page_size;
+    let ascending = |after: Option<i64>, limit: usize| PollQuery {
+        feed: feed.name.clone(),
+        exclusive_begin: after.map(from_micros),
+        inclusive_end: None,
+        bindings: Vec::new(),
+        limit,
+    };
+    // Newest first, whichever way the page was found.
+    let blocks: Vec<StoredBlock> = match (query.before, query.after, &query.last) {
+        (Some(before), _, _) => {
+            store
+                .newest(&feed.name, Some(from_micros(before)), size)
+                .await?
+        }
+        (_, Some(after), _) => {
+            let mut newer = store.poll(ascending(Some(after), size)).await?.blocks;
+            newer.reverse();
+            newer
+        }
+        (_, _, Some(_)) => {
+            let mut oldest = store.poll(ascending(None, size)).await?.blocks;
+            oldest.reverse();
+            oldest
+        }
+        _ => store.newest(&feed.name, None, size).await?,
+    };
+    let here = format!("{}/feeds/{}", shared.base, feed.name);
+    let mut links = vec![
+        link("self", format!("{here}{self_query}")),
+        link("first", here.clone()),
+        link("last", format!("{here}?last")),
+    ];
+    if let (Some(newest), Some(oldest)) = (blocks.first(), blocks.last()) {
+        let newer = store.poll(ascending(Some(micros(newest.label)), 1)).await?;
+        if !newer.blocks.is_empty() {
+            links.push(link(
+                "previous",
+                format!("{here}?after={}", micros(newest.label)),
+            ));
+        }
+        if !store
+            .newest(&feed.name, Some(oldest.label), 1)
+            .await?
+            .is_empty()
+        {
+            links.push(link(
+                "next",
+                format!("{here}?before={}", micros(oldest.label)),
+            ));
+        }
+    }
+    let information_type = shared.config.information_type(feed);
+    let entries = blocks
+        .iter()
+        .map(|stored| entry_of(shared, feed, &information_type, stored))
+        .collect();
+    let document = FeedPage {
+        id: feed_id(shared, feed),
+        title: feed.description.clone(),
+        updated: latest.unwrap_or_else(|| Timestamp::from_unix(0, 0)),
+        information_type,
+        categories: Vec::new(),
+        service: service_url(shared),
+        links,
+        entries,
+    };
+    let response = atom_response(rolie::FEED_MEDIA_TYPE, rolie::feed(&document));
+    Ok(cache_headers(response, &etag, latest))
+}
+
+async fn entry<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path((name, id)): Path<(String, String)>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+) -> Response {
+    let (feed, stored) = match member(&shared, &name, &id, &headers, peer.as_deref()).await {
+        Ok(found) => found,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let information_type = shared.config.information_type(feed);
+    let document = entry_of(&shared, feed, &information_type, &stored);
+    let etag = format!("\"{}\"", stored.id);
+    let response = atom_response(rolie::ENTRY_MEDIA_TYPE, rolie::entry(&document, true));
+    cache_headers(response, &etag, Some(stored.label))
+}
+
+async fn content<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path((name, id)): Path<(String, String)>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+) -> Response {
+    let (_, stored) = match member(&shared, &name, &id, &headers, peer.as_deref()).await {
+        Ok(found) => found,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let etag = format!("\"{}\"", stored.id);
+    if not_modified(&headers, &etag, Some(stored.label)) {
+        return cache_headers(
+            StatusCode::NOT_MODIFIED.into_response(),
+            &etag,
+            Some(stored.label),
+        );
+    }
+    let media_type = media_type_of(&stored.block.binding.id);
+    let body = match stored.block.content {
+        XmlContent::Xml(xml) | XmlContent::Text(xml) => xml,
+    };
+    let mut response = Response::new(HttpBody::from(body));
+    if let Ok(value) = HeaderValue::from_str(&media_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    cache_headers(response, &etag, Some(stored.label))
+}
+
+/// A block of a readable feed named by a path, or the refusal to send.
+async fn member<'c, S: Store + Clone>(
+    shared: &'c Shared<S>,
+    name: &str,
+    id: &str,
+    headers: &HeaderMap,
+    peer: Option<&TlsPeer>,
+) -> Result<(&'c FeedConfig, StoredBlock), Refusal> {
+    let identity = identity(shared, headers, peer).await?;
+    let feed = readable(shared, name, &identity)?;
+    let missing = || Refusal::new(StatusCode::NOT_FOUND, format!("no entry {id} in {name}"));
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(missing());
+    };
+    match shared.store.block(&feed.name, id).await {
+        Ok(Some(stored)) => Ok((feed, stored)),
+        Ok(None) => Err(missing()),
+        Err(error) => {
+            tracing::error!(%error, "a ROLIE entry could not be read");
+            Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable; try again",
+            ))
+        }
+    }
+}
+
+fn entry_of<S>(
+    shared: &Shared<S>,
+    feed: &FeedConfig,
+    information_type: &str,
+    stored: &StoredBlock,
+) -> Entry {
+    let here = format!("{}/feeds/{}/entries/{}", shared.base, feed.name, stored.id);
+    let mapping = rolie::rolie_mappings().binding(&stored.block.binding.id);
+    let mut properties = Vec::new();
+    if let Some(id) = rolie::csirt_id(stored.block.content.as_str()) {
+        properties.push(rolie::Property {
+            name: rolie::CSIRT_ID_PROPERTY.to_owned(),
+            value: id,
+        });
+    }
+    Entry {
+        id: format!(
+            "urn:taxiway:{}:{}:{}",
+            shared.gateway_id, feed.name, stored.id
+        ),
+        title: format!("{} content block {}", feed.name, stored.id),
+        updated: stored.label,
+        published: Some(stored.label),
+        information_type: information_type.to_owned(),
+        categories: vec![Category {
+            scheme: Some("urn:taxiway:content-binding".to_owned()),
+            term: stored.block.binding.id.clone(),
+            label: None,
+        }],
+        content: OutOfLine {
+            media_type: media_type_of(&stored.block.binding.id),
+            src: format!("{here}/content"),
+        },
+        links: vec![link("self", here)],
+        collections: vec![format!("{}/feeds/{}", shared.base, feed.name)],
+        format: mapping.and_then(|m| m.format.clone()),
+        properties,
+    }
+}
+
+fn media_type_of(binding: &str) -> String {
+    rolie::rolie_mappings()
+        .binding(binding)
+        .map_or_else(|| "application/xml".to_owned(), |m| m.media_type.clone())
+}
+
+fn feed_id<S>(shared: &Shared<S>, feed: &FeedConfig) -> String {
+    format!("urn:taxiway:{}:{}", shared.gateway_id, feed.name)
+}
+
+fn link(rel: &str, href: String) -> Link {
+    Link {
+        rel: rel.to_owned(),
+        href,
+        media_type: None,
+        title: None,
+    }
+}
+
+fn micros(label: Timestamp) -> i64 {
+    i64::try_from(label.unix_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
+}
+
+fn from_micros(micros: i64) -> Timestamp {
+    Timestamp::from_unix(
+        micros.div_euclid(1_000_000),
+        (micros.rem_euclid(1_000_000) * 1_000) as u32,
+    )
+}
+
+/// Whether the client's copy is current: its ETag matches, or it has
+/// everything up to the latest label (at the second's resolution of HTTP dates).
+fn not_modified(headers: &HeaderMap, etag: &str, latest: Option<Timestamp>) -> bool {
+    if let Some(tags) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        return tags.split(',').map(str::trim).any(|tag| {
+            tag == "*"
+                || tag == etag
+                || tag.trim_start_matches("W/") == etag.trim_start_matches("W/")
+        });
+    }
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match (since, latest) {
+        (Some(since), Some(latest)) => system_time(latest) < since + Duration::from_secs(1),
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+fn system_time(label: Timestamp) -> std::time::SystemTime {
+    let nanos = label.unix_nanos().max(0) as u128;
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+fn cache_headers(mut response: Response, etag: &str, latest: Option<Timestamp>) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Some(latest) = latest
+        && let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(system_time(latest)))
+    {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+    response
+}
+
+fn atom_response(media_type: &str, body: String) -> Response {
+    let mut response = Response::new(HttpBody::from(body));
+    if let Ok(value) = HeaderValue::from_str(&format!("{media_type};charset=utf-8")) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// A 4xx or 5xx with a plain-text body that says why; 401 carries the
+/// challenge that tells the client how to authenticate.
+fn problem(status: StatusCode, reason: &str) -> Response {
+    let mut response = (status, format!("{reason}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"taxiway\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}

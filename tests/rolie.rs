@@ -1,0 +1,310 @@
+//! The ROLIE repository over HTTP (read side): feedparser walks every page
+//! of a large collection once; a block pushed by cabby through TAXII is an
+//! entry whose content URL serves the payload byte for byte; the service
+//! document shows an identity only its collections, and a collection
+//! answers 401 with a challenge or 403; conditional GETs answer 304 until
+//! something changes.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use taxiway::bindings::rolie::{self, Limits};
+use taxiway::config::{Config, IdentityConfig};
+use taxiway::core::*;
+use taxiway::gateway::Gateway;
+
+const NS_11: &str = "http://taxii.mitre.org/messages/taxii_xml_binding-1.1";
+const STIX: &str = "urn:stix.mitre.org:xml:1.1.1";
+
+/// The default scenario, with a second account "other" that may read
+/// nothing for pay.
+async fn start(name: &str) -> Gateway {
+    let mut config = Config::default_scenario();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = common::temp_dir(name);
+    let hash = config.identities[0].password_hash.clone();
+    config.identities.push(IdentityConfig {
+        name: "other".into(),
+        password_hash: hash,
+        certificate_subject: None,
+    });
+    Gateway::start(config).await.expect("the gateway starts")
+}
+
+async fn fill(address: SocketAddr, feed: &str, first: usize, count: usize) {
+    let blocks: String = (first..first + count)
+        .map(|n| {
+            format!(
+                "<t:Content_Block><t:Content_Binding binding_id=\"{STIX}\"/><t:Content>\
+                 <stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" \
+                 id=\"example:p-{n}\" version=\"1.1.1\"/></t:Content></t:Content_Block>"
+            )
+        })
+        .collect();
+    let body = format!(
+        "<t:Inbox_Message xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:fill-{feed}-{first}\">\
+         <t:Destination_Collection_Name>{feed}</t:Destination_Collection_Name>{blocks}\
+         </t:Inbox_Message>"
+    );
+    let (_, reply) = common::post_taxii(address, "/inbox", Dialect::V11, &body, None).await;
+    assert!(
+        matches!(reply.body, Body::Status(ref s) if s.status_type == StatusType::Success),
+        "{reply:?}"
+    );
+}
+
+async fn get(
+    address: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    common::http(address, "GET", path, headers, b"").await
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// feedparser's walk of a collection, following `next` links.
+async fn walk(url: String, auth: Option<&str>) -> Value {
+    let python = common::peers_bin("python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/rolie/walk.py");
+    let mut args = vec![script.to_owned(), url];
+    if let Some(auth) = auth {
+        args.extend(["--auth".to_owned(), auth.to_owned()]);
+    }
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(&args)
+            .output()
+            .expect("the feedparser walk runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'feedparser'"),
+        "feedparser is missing from .peers: run scripts/setup"
+    );
+    assert!(output.status.success(), "the walk failed:\n{stderr}");
+    serde_json::from_slice(&output.stdout).expect("the walk prints JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedparser_reads_every_page_of_a_large_collection_once() {
+    let gateway = start("rolie-pages").await;
+    let address = gateway.local_addr;
+    for first in (0..250).step_by(50) {
+        fill(address, "Public", first, 50).await;
+    }
+    // The service document names the collection.
+    let (status, headers, body) = get(address, "/rolie/servicedocument", &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        header(&headers, "content-type")
+            .unwrap()
+            .starts_with("application/atomsvc+xml")
+    );
+    let document = rolie::read_service_document(&body, &Limits::default()).unwrap();
+    let public = document.workspaces[0]
+        .collections
+        .iter()
+        .find(|c| c.title == "Public")
+        .expect("Public in the service document");
+    assert_eq!(public.information_type.as_deref(), Some("indicator"));
+
+    let walked = walk(public.href.clone(), None).await;
+    let pages = walked["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 3, "{walked}");
+    for page in pages {
+        assert_eq!(page["bozo"], false, "{page}");
+    }
+    let ids: Vec<&str> = walked["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["id"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&&str> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (250, 250), "every entry once");
+    for link in ["service", "self", "first", "last", "next"] {
+        assert!(walked["links"][link].is_string(), "{link}: {walked}");
+    }
+    // Newest first: the first entry of the first page is the last stored.
+    let first_entry = &walked["entries"][0];
+    let src = first_entry["content_src"].as_str().unwrap();
+    let path = &src[src.find("/rolie/").unwrap()..];
+    let (status, _, payload) = get(address, path, &[]).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&payload).contains("example:p-249"));
+
+    // Content arriving while a client walks does not shift the pages.
+    let second = walked["pages"][1]["url"].as_str().unwrap().to_owned();
+    fill(address, "Public", 250, 10).await;
+    let again = walk(second, None).await;
+    assert_eq!(again["pages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        again["entries"][0]["id"], walked["entries"][100]["id"],
+        "the second page starts where it did"
+    );
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_pushed_by_cabby_is_an_entry_serving_its_payload() {
+    let gateway = start("rolie-cabby").await;
+    let address = gateway.local_addr;
+    let dir = common::temp_dir("rolie-cabby-files");
+    let file = dir.join("package.xml");
+    std::fs::write(
+        &file,
+        "<stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" id=\"example:p-cabby\" \
+         version=\"1.1.1\"><stix:STIX_Header><stix:Title>pushed by cabby</stix:Title>\
+         </stix:STIX_Header></stix:STIX_Package>",
+    )
+    .unwrap();
+    let pushed = common::cabby(
+        address,
+        "taxii-push",
+        [
+            "--path",
+            "/inbox",
+            "--taxii-version",
+            "1.1",
+            "--content-file",
+            file.to_str().unwrap(),
+            "--binding",
+            STIX,
+            "--dest",
+            "Gold",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect(),
+    )
+    .await;
+    assert!(
+        pushed.contains("Content block successfully pushed"),
+        "{pushed}"
+    );
+
+    let auth = format!("{}:{}", common::DEMO_USER, common::DEMO_PASSWORD);
+    let walked = walk(format!("http://{address}/rolie/feeds/Gold"), Some(&auth)).await;
+    let entries = walked["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{walked}");
+    assert_eq!(entries[0]["content_type"], "application/xml");
+    let src = entries[0]["content_src"].as_str().unwrap();
+    let path = &src[src.find("/rolie/").unwrap()..];
+    let demo = [("Authorization", common::DEMO_AUTHORIZATION)];
+    let (status, headers, payload) = get(address, path, &demo).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("application/xml"));
+    // Byte for byte what taxiway received (and a TAXII poll returns).
+    let polled = common::poll_blocks(address, "/feeds/pay", "Gold").await;
+    assert_eq!(payload, polled[0].content.as_str().as_bytes());
+    assert!(String::from_utf8_lossy(&payload).contains("pushed by cabby"));
+
+    // The entry on its own names its collection and information type.
+    let self_link = entries[0]["self"].as_str().unwrap();
+    let (status, headers, body) = get(
+        address,
+        &self_link[self_link.find("/rolie/").unwrap()..],
+        &demo,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        header(&headers, "content-type")
+            .unwrap()
+            .contains("type=entry")
+    );
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("rel=\"collection\""), "{text}");
+    assert!(text.contains(rolie::INFORMATION_TYPE_SCHEME), "{text}");
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_identity_sees_and_reads_only_its_collections() {
+    let gateway = start("rolie-auth").await;
+    let address = gateway.local_addr;
+    let titles = |body: &[u8]| -> Vec<String> {
+        rolie::read_service_document(body, &Limits::default())
+            .unwrap()
+            .workspaces[0]
+            .collections
+            .iter()
+            .map(|c| c.title.clone())
+            .collect()
+    };
+    let (_, _, anonymous) = get(address, "/rolie/servicedocument", &[]).await;
+    assert_eq!(titles(&anonymous), ["Public"]);
+    let demo = [("Authorization", common::DEMO_AUTHORIZATION)];
+    let (_, _, all) = get(address, "/rolie/servicedocument", &demo).await;
+    assert_eq!(titles(&all), ["Public", "Platinum", "Gold", "Silver"]);
+    let other = common::basic("other", common::DEMO_PASSWORD);
+    let (_, _, others) = get(
+        address,
+        "/rolie/servicedocument",
+        &[("Authorization", &other)],
+    )
+    .await;
+    assert_eq!(titles(&others), ["Public"]);
+
+    let (status, headers, _) = get(address, "/rolie/feeds/Gold", &[]).await;
+    assert_eq!(status, 401);
+    assert!(
+        header(&headers, "www-authenticate")
+            .unwrap()
+            .starts_with("Basic ")
+    );
+    let (status, _, _) = get(address, "/rolie/feeds/Gold", &[("Authorization", &other)]).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = get(address, "/rolie/feeds/Gold", &demo).await;
+    assert_eq!(status, 200);
+    let wrong = common::basic(common::DEMO_USER, "not-the-password");
+    let (status, headers, _) =
+        get(address, "/rolie/feeds/Public", &[("Authorization", &wrong)]).await;
+    assert_eq!(status, 401);
+    assert!(header(&headers, "www-authenticate").is_some());
+    let (status, _, body) = get(address, "/rolie/feeds/Bronze", &demo).await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = get(address, "/rolie/feeds/Public/entries/1/content", &[]).await;
+    assert_eq!(status, 404, "no such entry yet");
+    let (status, _, _) = get(address, "/rolie/feeds/Public?before=soon", &[]).await;
+    assert_eq!(status, 400);
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_conditional_get_answers_304_until_the_collection_changes() {
+    let gateway = start("rolie-conditional").await;
+    let address = gateway.local_addr;
+    fill(address, "Public", 0, 3).await;
+    let (status, headers, _) = get(address, "/rolie/feeds/Public", &[]).await;
+    assert_eq!(status, 200);
+    let etag = header(&headers, "etag").unwrap().to_owned();
+    let modified = header(&headers, "last-modified").unwrap().to_owned();
+    let (status, _, body) = get(address, "/rolie/feeds/Public", &[("If-None-Match", &etag)]).await;
+    assert_eq!((status, body.len()), (304, 0));
+    let (status, _, _) = get(
+        address,
+        "/rolie/feeds/Public",
+        &[("If-Modified-Since", &modified)],
+    )
+    .await;
+    assert_eq!(status, 304);
+
+    fill(address, "Public", 3, 1).await;
+    let (status, headers, _) =
+        get(address, "/rolie/feeds/Public", &[("If-None-Match", &etag)]).await;
+    assert_eq!(status, 200, "changed");
+    assert_ne!(header(&headers, "etag"), Some(etag.as_str()));
+    gateway.stop().await.unwrap();
+}
