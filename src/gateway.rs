@@ -136,6 +136,7 @@ impl Gateway {
             .merge(rolie_http::router(
                 config.clone(),
                 store.clone(),
+                services.clone(),
                 authenticator.clone(),
                 gateway_id.clone(),
             ))

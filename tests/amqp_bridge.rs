@@ -432,31 +432,6 @@ fn distinct(messages: &[Value]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// A TAXII 1.1 push subscription of `inbox` to Gold, with the demo account.
-async fn subscribe_gold(address: SocketAddr, inbox: &str) {
-    let request = format!(
-        "<t:Subscription_Management_Request xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:sub\" \
-         action=\"SUBSCRIBE\" collection_name=\"Gold\"><t:Subscription_Parameters>\
-         <t:Response_Type>FULL</t:Response_Type></t:Subscription_Parameters>\
-         <t:Push_Parameters><t:Protocol_Binding>urn:taxii.mitre.org:protocol:http:1.0\
-         </t:Protocol_Binding><t:Address>{inbox}</t:Address>\
-         <t:Message_Binding>urn:taxii.mitre.org:message:xml:1.1</t:Message_Binding>\
-         </t:Push_Parameters></t:Subscription_Management_Request>"
-    );
-    let (_, reply) = common::post_taxii(
-        address,
-        "/feeds/pay",
-        Dialect::V11,
-        &request,
-        Some(common::DEMO_AUTHORIZATION),
-    )
-    .await;
-    assert!(
-        matches!(reply.body, Body::SubscriptionManagementResponse(_)),
-        "{reply:?}"
-    );
-}
-
 /// cabby pushes into taxiway and pika reads it from the exchange; pika
 /// publishes to taxiway's queue and cabby polls it from the feed, while a
 /// subscriber gets it pushed.
@@ -487,7 +462,7 @@ identity = "demo"
     .await;
     let address = gateway.local_addr;
     let subscriber = common::receiver::Receiver::start(Duration::ZERO).await;
-    subscribe_gold(address, &subscriber.url()).await;
+    common::subscribe_push(address, "Gold", &subscriber.url()).await;
 
     // cabby → taxiway → exchange → pika.
     let dir = common::temp_dir("amqp-cabby-files");

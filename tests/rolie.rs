@@ -308,3 +308,213 @@ async fn a_conditional_get_answers_304_until_the_collection_changes() {
     assert_ne!(header(&headers, "etag"), Some(etag.as_str()));
     gateway.stop().await.unwrap();
 }
+
+fn posted_entry(content: &str) -> String {
+    format!(
+        "<entry xmlns=\"http://www.w3.org/2005/Atom\"><id>urn:uuid:posted-1</id>\
+         <title>posted</title><updated>2026-11-23T10:00:00Z</updated>\
+         <category scheme=\"urn:ietf:params:rolie:category:information-type\" term=\"indicator\"/>\
+         {content}</entry>"
+    )
+}
+
+const POSTED_PACKAGE: &str = "<stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" \
+     id=\"example:p-posted\" version=\"1.1.1\"><stix:STIX_Header><stix:Title>posted through \
+     AtomPub</stix:Title></stix:STIX_Header></stix:STIX_Package>";
+
+async fn post_entry(
+    address: SocketAddr,
+    feed: &str,
+    authorization: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
+    let mut headers = vec![("Content-Type", content_type)];
+    if let Some(authorization) = authorization {
+        headers.push(("Authorization", authorization));
+    }
+    let path = format!("/rolie/feeds/{feed}");
+    let (status, headers, body) = common::http(address, "POST", &path, &headers, body).await;
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Gold, writable by the demo account only.
+async fn start_writable(name: &str) -> Gateway {
+    let mut config = Config::default_scenario();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = common::temp_dir(name);
+    let hash = config.identities[0].password_hash.clone();
+    config.identities.push(IdentityConfig {
+        name: "other".into(),
+        password_hash: hash,
+        certificate_subject: None,
+    });
+    for feed in &mut config.feeds {
+        feed.writers = vec![common::DEMO_USER.to_owned()];
+    }
+    Gateway::start(config).await.expect("the gateway starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_posted_through_atompub_reaches_taxii_pollers_and_subscribers() {
+    let gateway = start_writable("rolie-post").await;
+    let address = gateway.local_addr;
+    let subscriber = common::receiver::Receiver::start(std::time::Duration::ZERO).await;
+    common::subscribe_push(address, "Gold", &subscriber.url()).await;
+
+    let entry = posted_entry(&format!(
+        "<content type=\"application/xml\">{POSTED_PACKAGE}</content>"
+    ));
+    let (status, headers, body) = post_entry(
+        address,
+        "Gold",
+        Some(common::DEMO_AUTHORIZATION),
+        "application/atom+xml;type=entry",
+        entry.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let location = header(&headers, "location").expect("a Location").to_owned();
+    assert!(header(&headers, "etag").is_some());
+    assert!(body.contains("rel=\"collection\""), "{body}");
+    let demo = [("Authorization", common::DEMO_AUTHORIZATION)];
+    let (status, _, _) = get(
+        address,
+        &location[location.find("/rolie/").unwrap()..],
+        &demo,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let polled = common::cabby(
+        address,
+        "taxii-poll",
+        [
+            "--path",
+            "/feeds/pay",
+            "--taxii-version",
+            "1.1",
+            "--collection",
+            "Gold",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect(),
+    )
+    .await;
+    assert!(polled.contains("posted through AtomPub"), "{polled}");
+    assert!(polled.contains("1 blocks polled"), "{polled}");
+    let blocks = common::poll_blocks(address, "/feeds/pay", "Gold").await;
+    assert_eq!(blocks[0].content.as_str(), POSTED_PACKAGE, "byte for byte");
+    assert_eq!(blocks[0].binding.id, STIX);
+    let pushed = subscriber.wait_for(1).await;
+    assert!(String::from_utf8_lossy(&pushed[0].body).contains("example:p-posted"));
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_atompub_writes_get_a_4xx_that_says_why_and_store_nothing() {
+    let gateway = start_writable("rolie-bad-posts").await;
+    let address = gateway.local_addr;
+    let demo = Some(common::DEMO_AUTHORIZATION);
+    let entry_type = "application/atom+xml;type=entry";
+    let inline = format!("<content type=\"application/xml\">{POSTED_PACKAGE}</content>");
+    let iodef = "<content type=\"application/xml\"><IODEF-Document \
+         xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\" version=\"2.0\"><Incident>\
+         <IncidentID name=\"csirt.example.com\">189493</IncidentID></Incident>\
+         </IODEF-Document></content>";
+    let other = common::basic("other", common::DEMO_PASSWORD);
+    let oversized = posted_entry(&format!(
+        "<content type=\"text/plain\">{}</content>",
+        "x".repeat(17 * 1024 * 1024)
+    ));
+    let cases: Vec<(&str, Option<&str>, &str, String, u16)> = vec![
+        (
+            "malformed Atom",
+            demo,
+            entry_type,
+            "<entry><title>".to_owned(),
+            400,
+        ),
+        ("no content", demo, entry_type, posted_entry(""), 400),
+        (
+            "an unknown information type",
+            demo,
+            entry_type,
+            posted_entry(&inline).replace("term=\"indicator\"", "term=\"weather\""),
+            400,
+        ),
+        (
+            "another collection's information type",
+            demo,
+            entry_type,
+            posted_entry(&inline).replace("term=\"indicator\"", "term=\"incident\""),
+            400,
+        ),
+        (
+            "content by reference",
+            demo,
+            entry_type,
+            posted_entry("<content type=\"application/xml\" src=\"http://10.0.0.1/secret\"/>"),
+            400,
+        ),
+        (
+            "a data model the collection does not accept",
+            demo,
+            entry_type,
+            posted_entry(iodef).replace("term=\"indicator\"", "term=\"incident\""),
+            400,
+        ),
+        (
+            "IODEF into an indicator collection",
+            demo,
+            entry_type,
+            posted_entry(iodef),
+            415,
+        ),
+        (
+            "not an entry",
+            demo,
+            "application/json",
+            "{}".to_owned(),
+            415,
+        ),
+        ("an oversized body", demo, entry_type, oversized, 413),
+        (
+            "no credentials",
+            None,
+            entry_type,
+            posted_entry(&inline),
+            401,
+        ),
+        (
+            "no right",
+            Some(other.as_str()),
+            entry_type,
+            posted_entry(&inline),
+            403,
+        ),
+    ];
+    for (what, authorization, content_type, body, expected) in cases {
+        let (status, headers, text) = post_entry(
+            address,
+            "Gold",
+            authorization,
+            content_type,
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(status, expected, "{what}: {text}");
+        assert!(!text.trim().is_empty(), "{what}: a body that says why");
+        if expected == 401 {
+            assert!(header(&headers, "www-authenticate").is_some(), "{what}");
+        }
+    }
+    assert!(
+        common::poll_blocks(address, "/feeds/pay", "Gold")
+            .await
+            .is_empty(),
+        "nothing stored"
+    );
+    gateway.stop().await.unwrap();
+}

@@ -6,15 +6,19 @@
 //! linked as RFC 5005 says; each block is an entry whose content is served
 //! out of line, byte for byte as it was received. Pages are addressed by
 //! label (`?before=`, `?after=`), so a page does not shift when content
-//! arrives and a client walking `next` sees every entry once.
+//! arrives and a client walking `next` sees every entry once. An entry
+//! POSTed to a collection (AtomPub) is an inbox message like any other: it
+//! goes through the routes, and is answered 201 once committed.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body as HttpBody;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,11 +28,13 @@ use crate::auth::{Authenticator, TlsPeer};
 use crate::bindings::rolie::{self, Category, Collection, Entry, FeedPage, Link, OutOfLine};
 use crate::config::{Config, FeedConfig, Right};
 use crate::core::*;
+use crate::services::{Accepted, Intake, Services, new_message_id};
 use crate::store::{PollQuery, Store, StoredBlock};
 
 struct Shared<S> {
     config: Arc<Config>,
     store: S,
+    services: Arc<Services<S>>,
     auth: Arc<Authenticator>,
     gateway_id: String,
     /// The repository's absolute base URL: public URL and path.
@@ -40,17 +46,20 @@ struct Shared<S> {
 pub fn router<S: Store + Clone>(
     config: Arc<Config>,
     store: S,
+    services: Arc<Services<S>>,
     auth: Arc<Authenticator>,
     gateway_id: String,
 ) -> Router {
     let Some(rolie) = config.rolie.clone() else {
         return Router::new();
     };
+    let max_body = config.server.max_body_bytes;
     let shared = Arc::new(Shared {
         base: format!("{}{}", config.public_url(), rolie.path),
         page_size: rolie.page_size,
         config,
         store,
+        services,
         auth,
         gateway_id,
     });
@@ -60,7 +69,10 @@ pub fn router<S: Store + Clone>(
             &format!("{path}/servicedocument"),
             get(service_document::<S>),
         )
-        .route(&format!("{path}/feeds/{{feed}}"), get(collection::<S>))
+        .route(
+            &format!("{path}/feeds/{{feed}}"),
+            get(collection::<S>).post(create::<S>),
+        )
         .route(
             &format!("{path}/feeds/{{feed}}/entries/{{id}}"),
             get(entry::<S>),
@@ -69,6 +81,7 @@ pub fn router<S: Store + Clone>(
             &format!("{path}/feeds/{{feed}}/entries/{{id}}/content"),
             get(content::<S>),
         )
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(shared)
 }
 
@@ -156,8 +169,12 @@ async fn service_document<S: Store + Clone>(
         .map(|feed| Collection {
             href: format!("{}/feeds/{}", shared.base, feed.name),
             title: feed.name.clone(),
-            // Read-only until AtomPub writes are offered.
-            accept: vec![String::new()],
+            // An empty accept says no POST: the identity may only read.
+            accept: if feed.allows(Right::Write, &identity) {
+                vec![rolie::ENTRY_MEDIA_TYPE.to_owned()]
+            } else {
+                vec![String::new()]
+            },
             information_type: Some(shared.config.information_type(feed)),
             categories: Vec::new(),
             service: Some(service_url(&shared)),
@@ -380,6 +397,197 @@ async fn content<S: Store + Clone>(
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     cache_headers(response, &etag, Some(stored.label))
+}
+
+/// AtomPub: an entry POSTed to a collection becomes a content block of the
+/// feed, through the routes like any inbox message.
+async fn create<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path(name): Path<String>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match created(&shared, &name, peer.as_deref(), &headers, body).await {
+        Ok(response) => response,
+        Err(refusal) => {
+            tracing::info!(feed = %name, status = %refusal.status, reason = %refusal.reason,
+                "ROLIE write refused");
+            refusal.into_response()
+        }
+    }
+}
+
+async fn created<S: Store + Clone>(
+    shared: &Shared<S>,
+    name: &str,
+    peer: Option<&TlsPeer>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Refusal> {
+    let identity = identity(shared, headers, peer).await?;
+    let Some(feed) = shared.config.feed(name) else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!("no collection {name} here"),
+        ));
+    };
+    if !feed.allows(Right::Write, &identity) {
+        return Err(match identity {
+            Identity::Anonymous => Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                format!("{name} needs credentials"),
+            ),
+            Identity::Named(who) => Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("{who} may not write to {name}"),
+            ),
+        });
+    }
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = media_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/atom+xml") {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "POST an Atom entry ({}), not {media_type:?}",
+                rolie::ENTRY_MEDIA_TYPE
+            ),
+        ));
+    }
+    let body = body.map_err(|rejection| Refusal::new(rejection.status(), rejection.body_text()))?;
+    let limits = rolie::Limits {
+        max_body_bytes: shared.config.server.max_body_bytes,
+        ..rolie::Limits::default()
+    };
+    let mappings = rolie::rolie_mappings();
+    let entry = rolie::read_entry(&body, &limits, mappings)
+        .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let information_type = shared.config.information_type(feed);
+    if let Some(given) = &entry.information_type
+        && !given.eq_ignore_ascii_case(&information_type)
+    {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("{name} holds {information_type}, not {given}"),
+        ));
+    }
+    let (content, media, format) = match entry.content {
+        rolie::IncomingContent::Xml { media_type, xml } => {
+            let format = entry.format.clone().or_else(|| rolie::payload_format(&xml));
+            (XmlContent::Xml(xml), media_type, format)
+        }
+        rolie::IncomingContent::Text { media_type, text } => {
+            (XmlContent::Text(text), media_type, entry.format.clone())
+        }
+        rolie::IncomingContent::OutOfLine { .. } => {
+            // Fetching it would let a writer make the gateway request any URL.
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "POST the content inline: taxiway does not fetch a src given to it",
+            ));
+        }
+    };
+    let Some(binding) = mappings.binding_of(Some(&media), format.as_ref()) else {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("no content binding is known for {media} content in this data model"),
+        ));
+    };
+    if !feed.content_bindings.iter().any(|b| b == binding) {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("{name} does not accept {binding}"),
+        ));
+    }
+    let message = Message::new(
+        entry
+            .id
+            .clone()
+            .unwrap_or_else(|| new_message_id(Dialect::V11)),
+        Body::Inbox(InboxMessage {
+            destination_feeds: vec![feed.name.clone()],
+            content_blocks: vec![ContentBlock::new(ContentBinding::new(binding), content)],
+            ..InboxMessage::default()
+        }),
+    );
+    let intake = Intake {
+        envelope: Envelope {
+            message,
+            origin: Origin {
+                adapter: "rolie_http".to_owned(),
+                identity,
+                binding: WireBinding::Rolie,
+            },
+            received: Timestamp::now(),
+            relay: Relay::default(),
+        },
+        feeds: vec![feed.name.clone()],
+        dedup_key: None,
+    };
+    let accepted = shared.services.accept(intake).await.map_err(|error| {
+        tracing::error!(%error, "a ROLIE entry could not be committed");
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is unavailable; try again",
+        )
+    })?;
+    let blocks = match accepted {
+        Accepted::Stored { blocks, .. } => blocks,
+        Accepted::Dropped | Accepted::Duplicate => {
+            return Ok((
+                StatusCode::ACCEPTED,
+                "taken in; the routes keep no entry of it here\n",
+            )
+                .into_response());
+        }
+        Accepted::Refused(reason) => return Err(Refusal::new(StatusCode::BAD_REQUEST, reason)),
+        Accepted::Unsupported(binding) => {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("no feed it goes to accepts {binding}"),
+            ));
+        }
+    };
+    let Some((_, id)) = blocks.iter().find(|(stored_in, _)| *stored_in == feed.name) else {
+        return Ok((
+            StatusCode::ACCEPTED,
+            "taken in and stored elsewhere by the routes\n",
+        )
+            .into_response());
+    };
+    let stored = shared
+        .store
+        .block(&feed.name, *id)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stored, but cannot be read back",
+            )
+        })?;
+    let document = entry_of(shared, feed, &information_type, &stored);
+    let location = format!("{}/feeds/{}/entries/{}", shared.base, feed.name, stored.id);
+    let mut response = atom_response(rolie::ENTRY_MEDIA_TYPE, rolie::entry(&document, true));
+    *response.status_mut() = StatusCode::CREATED;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(header::LOCATION, value.clone());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LOCATION, value);
+    }
+    Ok(cache_headers(
+        response,
+        &format!("\"{}\"", stored.id),
+        Some(stored.label),
+    ))
 }
 
 /// A block of a readable feed named by a path, or the refusal to send.

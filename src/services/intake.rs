@@ -21,8 +21,9 @@ pub struct Intake {
 /// What became of an intake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Accepted {
+    /// Stored as these blocks (feed and id) and forwarded this many times.
     Stored {
-        blocks: usize,
+        blocks: Vec<(String, i64)>,
         forwarded: usize,
     },
     /// Taken in before: nothing was done again.
@@ -124,7 +125,10 @@ impl<S: Store + Clone> Services<S> {
             return Ok(Accepted::Dropped);
         }
         Ok(Accepted::Stored {
-            blocks: stored.len(),
+            blocks: stored
+                .iter()
+                .map(|block| (block.feed.clone(), block.id))
+                .collect(),
             forwarded,
         })
     }

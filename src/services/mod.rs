@@ -703,7 +703,10 @@ impl<S: Store + Clone> Services<S> {
                 request,
                 dialect,
                 StatusType::Success,
-                format!("{blocks} content block(s) stored, {forwarded} forward(s) queued"),
+                format!(
+                    "{} content block(s) stored, {forwarded} forward(s) queued",
+                    blocks.len()
+                ),
             ),
             Accepted::Duplicate => status(
                 request,

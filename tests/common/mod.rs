@@ -382,3 +382,34 @@ pub async fn poll_blocks(
         other => panic!("a poll response, not {other:?}"),
     }
 }
+
+/// A TAXII 1.1 push subscription of `inbox` to `feed` (at /feeds/pay), with
+/// the demo account.
+pub async fn subscribe_push(address: std::net::SocketAddr, feed: &str, inbox: &str) {
+    let request = format!(
+        "<t:Subscription_Management_Request \
+         xmlns:t=\"http://taxii.mitre.org/messages/taxii_xml_binding-1.1\" \
+         message_id=\"urn:uuid:subscribe\" action=\"SUBSCRIBE\" collection_name=\"{feed}\">\
+         <t:Subscription_Parameters><t:Response_Type>FULL</t:Response_Type>\
+         </t:Subscription_Parameters><t:Push_Parameters>\
+         <t:Protocol_Binding>urn:taxii.mitre.org:protocol:http:1.0</t:Protocol_Binding>\
+         <t:Address>{inbox}</t:Address>\
+         <t:Message_Binding>urn:taxii.mitre.org:message:xml:1.1</t:Message_Binding>\
+         </t:Push_Parameters></t:Subscription_Management_Request>"
+    );
+    let (_, reply) = post_taxii(
+        address,
+        "/feeds/pay",
+        taxiway::core::Dialect::V11,
+        &request,
+        Some(DEMO_AUTHORIZATION),
+    )
+    .await;
+    assert!(
+        matches!(
+            reply.body,
+            taxiway::core::Body::SubscriptionManagementResponse(_)
+        ),
+        "{reply:?}"
+    );
+}

@@ -1,6 +1,8 @@
-//! The CSIRT extension's link between an IODEF incident and its entry.
+//! What an entry's payload says of itself: the CSIRT extension's link
+//! between an IODEF incident and its entry, and the data model a payload
+//! posted without a `rolie:format` is in.
 
-use super::Limits;
+use super::{Format, Limits};
 use crate::bindings::taxii_xml::reader::{Element, XmlCursor};
 
 /// The value of the `urn:ietf:params:rolie:property:csirt:id` property of an
@@ -38,6 +40,26 @@ pub fn csirt_id(iodef_payload: &str) -> Option<String> {
         return None;
     }
     None
+}
+
+/// The data model of an XML payload, as its root names it: the root's
+/// namespace and its `version` attribute (STIX 1.x and IODEF carry one).
+/// With `RolieMappings::binding_of` it finds the content binding of an
+/// entry posted without a `rolie:format`.
+pub fn payload_format(xml: &str) -> Option<Format> {
+    let limits = Limits::default();
+    let payload = xml.trim_start_matches('\u{FEFF}').trim_start();
+    let mut cursor = XmlCursor::new(payload, &limits);
+    let root = cursor.root().ok()?;
+    if root.namespace.is_empty() {
+        return None;
+    }
+    Some(Format {
+        ns: root.namespace.to_string(),
+        version: root.attribute("version").map(|v| v.trim().to_owned()),
+        schema_location: None,
+        schema_type: None,
+    })
 }
 
 fn is_iodef(element: &Element<'_>, local: &str) -> bool {

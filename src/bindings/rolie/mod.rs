@@ -18,7 +18,7 @@ mod tests;
 use crate::core::Timestamp;
 
 pub use crate::bindings::taxii_xml::Limits;
-pub use csirt::csirt_id;
+pub use csirt::{csirt_id, payload_format};
 pub use mappings::{BindingMapping, RolieMappings, rolie_mappings};
 pub use read::{read_entry, read_feed, read_service_document};
 pub use write::{category_document, entry, feed, service_document};
