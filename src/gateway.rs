@@ -124,6 +124,12 @@ impl Gateway {
             let (poller, services, store) = (poller.clone(), services.clone(), store.clone());
             background.spawn(move |stop| taxii_client::poller::run(poller, services, store, stop));
         }
+        for poller in &config.rolie_pollers {
+            let (poller, services, store) = (poller.clone(), services.clone(), store.clone());
+            background.spawn(move |stop| {
+                crate::adapters::rolie_client::run(poller, services, store, stop)
+            });
+        }
         for ingress in &config.amqp_ingress {
             let (ingress, services) = (ingress.clone(), services.clone());
             let mappings = amqp_mappings.clone();

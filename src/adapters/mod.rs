@@ -2,6 +2,7 @@
 //! codecs, services and the store; never each other.
 
 pub mod amqp;
+pub mod rolie_client;
 pub mod rolie_http;
 pub mod taxii_client;
 pub mod taxii_http;

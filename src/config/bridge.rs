@@ -123,6 +123,22 @@ impl Config {
                 ));
             }
         }
+        for poller in &self.rolie_pollers {
+            if !adapters.insert(poller.name.as_str()) {
+                return Err(format!("ROLIE poller name {} is taken", poller.name));
+            }
+            check_url(&format!("ROLIE poller {}", poller.name), &poller.url)?;
+            check_tls(
+                &format!("ROLIE poller {}", poller.name),
+                poller.tls.as_ref(),
+            )?;
+            if poller.interval_seconds == 0 || poller.into.is_empty() {
+                return Err(format!(
+                    "ROLIE poller {}: interval_seconds is 0 or into names no feed",
+                    poller.name
+                ));
+            }
+        }
         for ingress in &self.amqp_ingress {
             if !adapters.insert(ingress.name.as_str()) {
                 return Err(format!("AMQP ingress name {} is taken", ingress.name));
@@ -496,6 +512,30 @@ pub struct PollerConfig {
 
 fn default_poll_interval() -> u64 {
     60
+}
+
+/// Reading a remote ROLIE collection on a schedule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoliePollerConfig {
+    /// The adapter name routes match on; also names its cursor.
+    pub name: String,
+    /// The remote collection's feed.
+    pub url: String,
+    /// The local feeds what it brings is for.
+    pub into: Vec<String>,
+    #[serde(default = "default_poll_interval")]
+    pub interval_seconds: u64,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// Consuming TAXII content from an AMQP queue.

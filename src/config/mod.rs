@@ -52,6 +52,8 @@ pub struct Config {
     #[serde(default)]
     pub pollers: Vec<PollerConfig>,
     #[serde(default)]
+    pub rolie_pollers: Vec<RoliePollerConfig>,
+    #[serde(default)]
     pub mappings: MappingsConfig,
     /// The ROLIE repository: every hosted feed as a ROLIE collection.
     #[serde(default)]
