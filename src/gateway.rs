@@ -106,6 +106,15 @@ impl Gateway {
                     taxii_client::fanout::run(egress, fan_out, own, store, stop)
                 });
             }
+            if let Some(rolie) = &egress.rolie {
+                let (egress, rolie, store) = (egress.clone(), rolie.clone(), store.clone());
+                let gateway_id = gateway_id.clone();
+                background.spawn(move |stop| {
+                    crate::adapters::rolie_client::run_egress(
+                        egress, rolie, gateway_id, store, stop,
+                    )
+                });
+            }
             if let Some(taxii) = &egress.taxii {
                 let (egress, taxii, store) = (egress.clone(), taxii.clone(), store.clone());
                 background.spawn(move |stop| taxii_client::egress::run(egress, taxii, store, stop));

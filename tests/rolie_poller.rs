@@ -1,7 +1,8 @@
-//! The ROLIE poller reads a remote ROLIE repository (a second taxiway):
-//! every entry of a collection larger than a page comes in once, what is
-//! added later comes in at the next rounds, across a restart of the reader,
-//! and nothing is taken in twice.
+//! ROLIE as a client, against a second taxiway. The poller reads a remote
+//! collection: every entry of a collection larger than a page comes in
+//! once, what is added later comes in at the next rounds, across a restart
+//! of the reader, and nothing is taken in twice. The egress POSTs forwards
+//! to a remote collection, each once and byte for byte.
 
 mod common;
 
@@ -127,4 +128,40 @@ async fn a_remote_rolie_collection_comes_in_once_across_rounds_and_restarts() {
         (0..300).collect::<Vec<_>>()
     );
     assert!(counts.values().all(|n| *n == 1), "each once: {counts:?}");
+}
+
+/// The ROLIE egress POSTs what a route forwards to a remote collection (a
+/// second taxiway's AtomPub) as entries with their content inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_are_posted_to_a_remote_collection_once_each() {
+    let receiver = common::start_default("rolie-egress-receiver").await;
+    let text = format!(
+        "{}\n[[egress]]\nname = \"partner\"\ninitial_backoff_ms = 100\n[egress.rolie]\n\
+         url = \"http://{}/rolie/feeds/Gold\"\nusername = \"{}\"\npassword = \"{}\"\n\
+         [[routes]]\nname = \"out\"\nactions = [\"store\", {{ forward = \"partner\" }}]\n",
+        taxiway::config::DEFAULT_CONFIG,
+        receiver.local_addr,
+        common::DEMO_USER,
+        common::DEMO_PASSWORD
+    );
+    let mut config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = common::temp_dir("rolie-egress-sender");
+    let sender = Gateway::start(config).await.expect("the sender starts");
+    fill(sender.local_addr, 0, 3).await;
+    wait_for(receiver.local_addr, 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = common::poll_blocks(sender.local_addr, "/feeds/public", "Public").await;
+    let received = common::poll_blocks(receiver.local_addr, "/feeds/pay", "Gold").await;
+    assert_eq!(received.len(), 3, "each once");
+    for (sent, received) in sent.iter().zip(&received) {
+        assert_eq!(
+            sent.content.as_str(),
+            received.content.as_str(),
+            "byte for byte"
+        );
+        assert_eq!(received.binding.id, STIX);
+    }
+    sender.stop().await.unwrap();
+    receiver.stop().await.unwrap();
 }

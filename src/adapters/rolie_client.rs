@@ -1,5 +1,6 @@
 //! ROLIE, client side: a poller that reads a remote ROLIE collection on a
-//! schedule and takes in each new entry as an inbox message.
+//! schedule and takes in each new entry as an inbox message, and an egress
+//! that POSTs forwarded content to a remote collection as entries.
 //!
 //! A round reads the feed from its newest page, following `next` links,
 //! until it reaches entries no newer than the last one taken in; it then
@@ -17,10 +18,12 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
 
 use crate::bindings::rolie::{self, IncomingContent, IncomingEntry, Limits};
-use crate::config::RoliePollerConfig;
+use crate::config::{ClientTlsConfig, EgressConfig, RolieEgressConfig, RoliePollerConfig};
 use crate::core::*;
+use crate::router::Outgoing;
+use crate::services::delivery::{Deliver, drain};
 use crate::services::{Accepted, Intake, Services};
-use crate::store::{Commit, PollCursor, Store};
+use crate::store::{Commit, EgressRow, PollCursor, Store};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pages read in one round at most, so that a feed that never ends cannot
@@ -34,7 +37,7 @@ pub async fn run<S: Store + Clone>(
     store: S,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = match client(&poller) {
+    let client = match client(poller.tls.as_ref(), poller.timeout_ms) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(poller = %poller.name, %error, "cannot start a ROLIE poller");
@@ -75,31 +78,15 @@ pub async fn run<S: Store + Clone>(
     }
 }
 
-fn client(poller: &RoliePollerConfig) -> Result<reqwest::Client, String> {
+fn client(
+    tls: Option<&ClientTlsConfig>,
+    timeout_ms: Option<u64>,
+) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
-        .timeout(
-            poller
-                .timeout_ms
-                .map_or(DEFAULT_TIMEOUT, Duration::from_millis),
-        )
+        .timeout(timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis))
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(tls) = &poller.tls {
-        let read = |path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-        };
-        if let (Some(certificate), Some(key)) = (&tls.certificate, &tls.key) {
-            let mut pem = read(certificate)?;
-            pem.push(b'\n');
-            pem.extend(read(key)?);
-            let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| format!("the client certificate and key: {e}"))?;
-            builder = builder.identity(identity);
-        }
-        if let Some(ca) = &tls.ca {
-            let authorities = reqwest::Certificate::from_pem_bundle(&read(ca)?)
-                .map_err(|e| format!("the authorities in {}: {e}", ca.display()))?;
-            builder = builder.tls_certs_only(authorities);
-        }
+    if let Some(tls) = tls {
+        builder = tls.configure(builder)?;
     }
     builder.build().map_err(|e| e.to_string())
 }
@@ -310,5 +297,146 @@ impl Reader {
     fn parse_url(&self, text: &str) -> Result<Url, String> {
         let base = Url::parse(&self.poller.url).map_err(|e| format!("{}: {e}", self.poller.url))?;
         base.join(text).map_err(|e| format!("{text}: {e}"))
+    }
+}
+
+/// Runs an egress to a remote collection until `stop` turns true.
+pub async fn run_egress<S: Store + Clone>(
+    egress: EgressConfig,
+    rolie: RolieEgressConfig,
+    gateway_id: String,
+    store: S,
+    stop: watch::Receiver<bool>,
+) {
+    let client = match client(rolie.tls.as_ref(), rolie.timeout_ms) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(egress = %egress.name, %error, "cannot start a ROLIE egress");
+            return;
+        }
+    };
+    let password = match (&rolie.password_env, &rolie.password) {
+        (Some(variable), _) => std::env::var(variable).ok(),
+        (None, password) => password.clone(),
+    };
+    let mut poster = ToCollection {
+        credentials: rolie.username.clone().zip(password),
+        client,
+        rolie,
+        gateway_id,
+        store: store.clone(),
+    };
+    drain(&egress, &store, stop, &mut poster).await;
+}
+
+/// POSTs each content block of a forwarded message as an entry with its
+/// content inline, remembering which were created so that a retry does not
+/// create them twice.
+struct ToCollection<S> {
+    client: reqwest::Client,
+    rolie: RolieEgressConfig,
+    credentials: Option<(String, String)>,
+    gateway_id: String,
+    store: S,
+}
+
+impl<S: Store> Deliver for ToCollection<S> {
+    fn deliver(&mut self, row: &EgressRow) -> impl Future<Output = Result<(), String>> + Send {
+        let row = row.clone();
+        async move {
+            let outgoing: Outgoing = serde_json::from_str(&row.payload)
+                .map_err(|e| format!("the outbox row cannot be read: {e}"))?;
+            let Body::Inbox(inbox) = &outgoing.message.body else {
+                return Err(format!(
+                    "a {} has no entries to post",
+                    outgoing.message.kind()
+                ));
+            };
+            let origin = outgoing
+                .relay
+                .origin_id
+                .clone()
+                .unwrap_or_else(|| outgoing.message.id.clone());
+            let mut done: Vec<usize> = row
+                .progress
+                .as_deref()
+                .and_then(|progress| serde_json::from_str(progress).ok())
+                .unwrap_or_default();
+            for (index, block) in inbox.content_blocks.iter().enumerate() {
+                if done.contains(&index) {
+                    continue;
+                }
+                let posted = self.post(&origin, index, &outgoing.feeds, block).await;
+                if let Err(reason) = posted {
+                    if !done.is_empty() {
+                        let progress = serde_json::to_string(&done).map_err(|e| e.to_string())?;
+                        self.store
+                            .egress_progress(row.id, &progress)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    return Err(reason);
+                }
+                done.push(index);
+            }
+            Ok(())
+        }
+    }
+}
+
+impl<S> ToCollection<S> {
+    async fn post(
+        &self,
+        origin: &str,
+        index: usize,
+        feeds: &[String],
+        block: &ContentBlock,
+    ) -> Result<(), String> {
+        let mappings = rolie::rolie_mappings();
+        let mapping = mappings.binding(&block.binding.id);
+        let now = Timestamp::now();
+        let entry = rolie::Entry {
+            // The same on every attempt, so that the receiver can tell a retry.
+            id: format!("urn:taxiway:{}:{origin}:{index}", self.gateway_id),
+            title: format!("{} from {}", feeds.join(", "), self.gateway_id),
+            updated: now,
+            published: Some(now),
+            information_type: mapping
+                .map_or_else(|| "indicator".to_owned(), |m| m.information_type.clone()),
+            categories: Vec::new(),
+            content: rolie::OutOfLine {
+                media_type: mapping
+                    .map_or_else(|| "application/xml".to_owned(), |m| m.media_type.clone()),
+                src: String::new(),
+            },
+            links: Vec::new(),
+            collections: Vec::new(),
+            format: mapping.and_then(|m| m.format.clone()),
+            properties: Vec::new(),
+        };
+        let body = rolie::entry_to_post(&entry, &block.content);
+        let mut request = self
+            .client
+            .post(&self.rolie.url)
+            .header(reqwest::header::CONTENT_TYPE, rolie::ENTRY_MEDIA_TYPE)
+            .header(ACCEPT, rolie::ENTRY_MEDIA_TYPE)
+            .body(body);
+        if let Some((user, password)) = &self.credentials {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("POST {}: {e}", self.rolie.url))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let reason = response.text().await.unwrap_or_default();
+        Err(format!(
+            "{} answered {status}: {}",
+            self.rolie.url,
+            reason.trim()
+        ))
     }
 }

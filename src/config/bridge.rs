@@ -29,23 +29,34 @@ impl Config {
             if !names.insert(egress.name.as_str()) {
                 return Err(format!("egress {} is defined twice", egress.name));
             }
-            match (&egress.amqp, &egress.taxii, &egress.fan_out) {
-                (Some(amqp), None, None) => check_routing_key(&egress.name, &amqp.routing_key)?,
-                (None, Some(taxii), None) => {
-                    check_url(&format!("egress {}", egress.name), &taxii.url)?
-                }
-                (None, None, Some(fan_out)) => {
-                    check_url(&format!("egress {}", egress.name), &fan_out.discovery)?;
-                    if fan_out.refresh_seconds == 0 {
-                        return Err(format!("egress {}: refresh_seconds is 0", egress.name));
-                    }
-                }
-                _ => {
-                    return Err(format!(
-                        "egress {} needs exactly one of [egress.amqp], [egress.taxii] \
-                         and [egress.fan_out]",
-                        egress.name
-                    ));
+            let kinds = [
+                egress.amqp.is_some(),
+                egress.taxii.is_some(),
+                egress.fan_out.is_some(),
+                egress.rolie.is_some(),
+            ];
+            if kinds.iter().filter(|kind| **kind).count() != 1 {
+                return Err(format!(
+                    "egress {} needs exactly one of [egress.amqp], [egress.taxii], \
+                     [egress.fan_out] and [egress.rolie]",
+                    egress.name
+                ));
+            }
+            let owner = format!("egress {}", egress.name);
+            if let Some(amqp) = &egress.amqp {
+                check_routing_key(&egress.name, &amqp.routing_key)?;
+            }
+            if let Some(taxii) = &egress.taxii {
+                check_url(&owner, &taxii.url)?;
+            }
+            if let Some(rolie) = &egress.rolie {
+                check_url(&owner, &rolie.url)?;
+                check_tls(&owner, rolie.tls.as_ref())?;
+            }
+            if let Some(fan_out) = &egress.fan_out {
+                check_url(&owner, &fan_out.discovery)?;
+                if fan_out.refresh_seconds == 0 {
+                    return Err(format!("egress {}: refresh_seconds is 0", egress.name));
                 }
             }
             let tls = egress
@@ -351,6 +362,8 @@ pub struct EgressConfig {
     pub taxii: Option<TaxiiEgressConfig>,
     #[serde(default)]
     pub fan_out: Option<FanOutConfig>,
+    #[serde(default)]
+    pub rolie: Option<RolieEgressConfig>,
     /// Who is at the other end: identity names and gateway ids. A message
     /// that came from one of them, or passed through one, is never sent
     /// there (no echo, no loop).
@@ -429,6 +442,25 @@ pub struct TaxiiEgressConfig {
     pub tls: Option<ClientTlsConfig>,
 }
 
+/// POSTing each content block as an entry to a remote ROLIE (AtomPub)
+/// collection.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolieEgressConfig {
+    /// The collection's URL (its feed), where entries are POSTed.
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
+}
+
 /// Pushing to every inbox a discovery service lists: the members of a
 /// peer-to-peer community (seed section 3).
 #[derive(Clone, Debug, Deserialize)]
@@ -472,6 +504,33 @@ pub struct ClientTlsConfig {
     /// PEM file: the only authorities trusted for the server's certificate.
     #[serde(default)]
     pub ca: Option<std::path::PathBuf>,
+}
+
+impl ClientTlsConfig {
+    /// A client builder that presents the certificate and trusts only the
+    /// authorities given here.
+    pub fn configure(
+        &self,
+        mut builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, String> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        if let (Some(certificate), Some(key)) = (&self.certificate, &self.key) {
+            let mut pem = read(certificate)?;
+            pem.push(b'\n');
+            pem.extend(read(key)?);
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("the client certificate and key: {e}"))?;
+            builder = builder.identity(identity);
+        }
+        if let Some(ca) = &self.ca {
+            let authorities = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                .map_err(|e| format!("the authorities in {}: {e}", ca.display()))?;
+            builder = builder.tls_certs_only(authorities);
+        }
+        Ok(builder)
+    }
 }
 
 /// Pulling content from a remote TAXII poll service on a schedule.

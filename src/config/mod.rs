@@ -698,7 +698,7 @@ feeds = ["Extra"]
             Some("analyst.example.org")
         );
         assert_eq!(config.routes.len(), 2);
-        assert_eq!(config.egress.len(), 3);
+        assert_eq!(config.egress.len(), 4);
         assert_eq!((config.amqp_ingress.len(), config.pollers.len()), (1, 1));
         assert_eq!(config.services[0].members.len(), 1);
         assert_eq!(config.gateway.id.as_deref(), Some("taxiway-hq"));

@@ -2,6 +2,7 @@
 //! poll and inbox, on the hosted feeds of the store. Wire formats are the
 //! adapters' business: this module sees core messages only.
 
+pub mod delivery;
 mod intake;
 mod subscriptions;
 

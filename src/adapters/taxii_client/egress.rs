@@ -11,12 +11,9 @@ use crate::bindings::taxii_xml;
 use crate::config::{EgressConfig, TaxiiEgressConfig};
 use crate::core::*;
 use crate::router::Outgoing;
-use crate::store::{EgressRow, Retry, Store};
+use crate::services::delivery::{Deliver, drain};
+use crate::store::{EgressRow, Store};
 
-/// Rows claimed at once.
-const BATCH: usize = 32;
-/// How often an idle destination looks for new rows.
-const IDLE: Duration = Duration::from_millis(100);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until `stop` turns true.
@@ -58,11 +55,6 @@ pub(super) fn password(inline: Option<&String>, variable: Option<&String>) -> Op
     }
 }
 
-/// What delivers one egress row.
-pub(super) trait Deliver {
-    fn deliver(&mut self, row: &EgressRow) -> impl Future<Output = Result<(), String>> + Send;
-}
-
 struct ToInbox {
     client: TaxiiClient,
     taxii: TaxiiEgressConfig,
@@ -86,72 +78,6 @@ impl Deliver for ToInbox {
             self.client
                 .send(&self.taxii.url, self.taxii.dialect, &message?, credentials)
                 .await
-        }
-    }
-}
-
-/// Delivers a destination's rows in order until `stop` turns true: each
-/// row is marked delivered once `deliver` succeeds, or backs off (dead after
-/// `max_attempts`), holding back the rows after it.
-pub(super) async fn drain<S: Store>(
-    egress: &EgressConfig,
-    store: &S,
-    mut stop: watch::Receiver<bool>,
-    deliver: &mut impl Deliver,
-) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let rows = match store
-            .claim_egress(&egress.name, Timestamp::now(), BATCH)
-            .await
-        {
-            Ok(rows) => rows,
-            Err(error) => {
-                tracing::error!(egress = %egress.name, %error, "cannot read the egress outbox");
-                Vec::new()
-            }
-        };
-        let full = rows.len() == BATCH;
-        for row in rows {
-            let sent = tokio::select! {
-                sent = deliver.deliver(&row) => sent,
-                _ = stop.changed() => return,
-            };
-            metrics::counter!("taxiway_egress_attempts_total", "egress" => egress.name.clone())
-                .increment(1);
-            let recorded = match sent {
-                Ok(()) => store.egress_delivered(&[row.id]).await,
-                Err(reason) => {
-                    metrics::counter!("taxiway_egress_failures_total", "egress" => egress.name.clone())
-                        .increment(1);
-                    let attempts = row.attempts.saturating_add(1);
-                    let retry = Retry::after_failure(
-                        attempts,
-                        egress.max_attempts,
-                        egress.initial_backoff_ms,
-                    );
-                    tracing::warn!(egress = %egress.name, row = row.id, attempts, ?retry,
-                        %reason, "forward failed");
-                    let failed = store.egress_failed(row.id, &reason, retry).await;
-                    // Later rows wait for this one: the destination gets them in order.
-                    if failed.is_ok() {
-                        break;
-                    }
-                    failed
-                }
-            };
-            if let Err(error) = recorded {
-                tracing::error!(egress = %egress.name, row = row.id, %error,
-                    "cannot record a forward's outcome");
-            }
-        }
-        if !full {
-            tokio::select! {
-                _ = tokio::time::sleep(IDLE) => {}
-                _ = stop.changed() => return,
-            }
         }
     }
 }

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::TaxiiClient;
-use super::egress::{Deliver, drain, inbox_in, password, read_row};
+use super::egress::{inbox_in, password, read_row};
 use crate::config::{EgressConfig, FanOutConfig};
 use crate::core::*;
+use crate::services::delivery::{Deliver, drain};
 use crate::services::new_message_id;
 use crate::store::{EgressRow, Store};
 

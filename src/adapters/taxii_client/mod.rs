@@ -45,22 +45,7 @@ impl TaxiiClient {
             // to an address the allow-list would refuse.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(tls) = tls {
-            let read = |path: &std::path::Path| {
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-            };
-            if let (Some(certificate), Some(key)) = (&tls.certificate, &tls.key) {
-                let mut pem = read(certificate)?;
-                pem.push(b'\n');
-                pem.extend(read(key)?);
-                let identity = reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| format!("the client certificate and key: {e}"))?;
-                builder = builder.identity(identity);
-            }
-            if let Some(ca) = &tls.ca {
-                let authorities = reqwest::Certificate::from_pem_bundle(&read(ca)?)
-                    .map_err(|e| format!("the authorities in {}: {e}", ca.display()))?;
-                builder = builder.tls_certs_only(authorities);
-            }
+            builder = tls.configure(builder)?;
         }
         let client = builder.build().map_err(|e| e.to_string())?;
         let sender = client.clone();

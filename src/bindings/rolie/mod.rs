@@ -21,7 +21,7 @@ pub use crate::bindings::taxii_xml::Limits;
 pub use csirt::{csirt_id, payload_format};
 pub use mappings::{BindingMapping, RolieMappings, rolie_mappings};
 pub use read::{read_entry, read_feed, read_service_document};
-pub use write::{category_document, entry, feed, service_document};
+pub use write::{category_document, entry, entry_to_post, feed, service_document};
 
 pub const ATOM_NAMESPACE: &str = "http://www.w3.org/2005/Atom";
 pub const APP_NAMESPACE: &str = "http://www.w3.org/2007/app";

@@ -224,6 +224,33 @@ fn standalone_entry_round_trips_every_field() {
 }
 
 #[test]
+fn an_entry_to_post_carries_its_content_inline() {
+    let original = full_entry("urn:uuid:e2", "2024-02-01T12:00:00Z");
+    let payload = "<stix:STIX_Package xmlns:stix=\"http://stix.mitre.org/stix-1\" \
+                   id=\"example:p-1\" version=\"1.1.1\"><stix:Title>a &amp; b</stix:Title>\
+                   </stix:STIX_Package>";
+    let xml = entry_to_post(&original, &crate::core::XmlContent::Xml(payload.to_owned()));
+    let read = read_entry(xml.as_bytes(), &limits(), rolie_mappings()).unwrap();
+    assert_eq!(
+        read.content,
+        IncomingContent::Xml {
+            media_type: original.content.media_type.clone(),
+            xml: payload.to_owned()
+        }
+    );
+    let text = entry_to_post(
+        &original,
+        &crate::core::XmlContent::Text("<not markup> & more".into()),
+    );
+    let read = read_entry(text.as_bytes(), &limits(), rolie_mappings()).unwrap();
+    assert!(
+        matches!(&read.content, IncomingContent::Xml { xml, .. } | IncomingContent::Text { text: xml, .. } if xml.contains("<not markup> & more")),
+        "{:?}",
+        read.content
+    );
+}
+
+#[test]
 fn service_document_round_trips() {
     let document = ServiceDocument {
         workspaces: vec![

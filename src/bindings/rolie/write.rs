@@ -8,7 +8,7 @@ use super::{
     APP_NAMESPACE, ATOM_NAMESPACE, Category, Collection, Entry, FeedPage, Format,
     INFORMATION_TYPE_SCHEME, Link, Property, ROLIE_NAMESPACE, ServiceDocument,
 };
-use crate::core::Timestamp;
+use crate::core::{Timestamp, XmlContent};
 
 const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
@@ -76,7 +76,7 @@ pub fn feed(page: &FeedPage) -> String {
         w.link(link);
     }
     for entry in &page.entries {
-        w.entry(entry, false);
+        w.entry(entry, false, None);
     }
     w.end("feed");
     w.out
@@ -87,7 +87,16 @@ pub fn feed(page: &FeedPage) -> String {
 /// asks of it: its `collection` links and the information-type category.
 pub fn entry(entry: &Entry, standalone: bool) -> String {
     let mut w = Writer::new(true);
-    w.entry(entry, standalone);
+    w.entry(entry, standalone, None);
+    w.out
+}
+
+/// An entry to POST to a collection (AtomPub): standalone, its content
+/// inline (of `entry.content.media_type`; XML verbatim, text escaped)
+/// rather than by reference, since the receiver cannot be made to fetch it.
+pub fn entry_to_post(entry: &Entry, content: &XmlContent) -> String {
+    let mut w = Writer::new(true);
+    w.entry(entry, true, Some(content));
     w.out
 }
 
@@ -219,7 +228,7 @@ impl Writer {
         self.end("collection");
     }
 
-    fn entry(&mut self, entry: &Entry, standalone: bool) {
+    fn entry(&mut self, entry: &Entry, standalone: bool, inline: Option<&XmlContent>) {
         if standalone {
             self.start(
                 "entry",
@@ -243,13 +252,23 @@ impl Writer {
         for category in &entry.categories {
             self.category(category);
         }
-        self.empty(
-            "content",
-            &[
-                ("type", Some(&entry.content.media_type)),
-                ("src", Some(&entry.content.src)),
-            ],
-        );
+        match inline {
+            None => self.empty(
+                "content",
+                &[
+                    ("type", Some(&entry.content.media_type)),
+                    ("src", Some(&entry.content.src)),
+                ],
+            ),
+            Some(content) => {
+                self.start("content", &[("type", Some(&entry.content.media_type))]);
+                match content {
+                    XmlContent::Xml(xml) => self.out.push_str(xml),
+                    XmlContent::Text(text) => escape_into(&mut self.out, text, false),
+                }
+                self.end("content");
+            }
+        }
         for link in &entry.links {
             self.link(link);
         }
