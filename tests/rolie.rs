@@ -518,3 +518,48 @@ async fn bad_atompub_writes_get_a_4xx_that_says_why_and_store_nothing() {
     );
     gateway.stop().await.unwrap();
 }
+
+/// What an AtomPub POST brings goes through the routes like any inbox
+/// message: here an AMQP route publishes it (real RabbitMQ, read by pika).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_route_sees_an_entry_posted_through_atompub() {
+    const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let (exchange, reader) = (
+        format!("taxiway-test-rolie-out-{}", std::process::id()),
+        format!("taxiway-test-rolie-out-reader-{}", std::process::id()),
+    );
+    common::pika::bind(BROKER, &exchange, "topic", &reader, "#").await;
+    let text = format!(
+        "{}\n[[egress]]\nname = \"queue\"\n[egress.amqp]\nuri = \"{BROKER}\"\n\
+         exchange = \"{exchange}\"\n\
+         [[routes]]\nname = \"atompub-out\"\nactions = [\"store\", {{ forward = \"queue\" }}]\n\
+         [routes.match]\nadapter = [\"rolie_http\"]\n",
+        taxiway::config::DEFAULT_CONFIG
+    );
+    let mut config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = common::temp_dir("rolie-amqp");
+    let gateway = Gateway::start(config).await.expect("the gateway starts");
+    let entry = posted_entry(&format!(
+        "<content type=\"application/xml\">{POSTED_PACKAGE}</content>"
+    ));
+    let (status, _, body) = post_entry(
+        gateway.local_addr,
+        "Gold",
+        Some(common::DEMO_AUTHORIZATION),
+        "application/atom+xml;type=entry",
+        entry.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let messages = common::pika::get(BROKER, &reader, 1, 30).await;
+    gateway.stop().await.unwrap();
+    common::pika::delete(BROKER, &[&reader], &[&exchange]).await;
+    let [message] = messages.as_slice() else {
+        panic!("one message, not {messages:?}");
+    };
+    assert_eq!(message["headers"]["x-taxii-source-dialect"], "rolie");
+    assert_eq!(message["headers"]["x-taxii-collection"], "Gold");
+    let published = String::from_utf8(common::pika::body_of(message)).unwrap();
+    assert!(published.contains(POSTED_PACKAGE), "{published}");
+}

@@ -354,6 +354,7 @@ pub fn package_number(block: &taxiway::core::ContentBlock) -> usize {
     digits.parse().expect("a package number")
 }
 pub mod opentaxii;
+pub mod pika;
 pub mod rabbit;
 pub mod receiver;
 
