@@ -29,7 +29,7 @@ use crate::bindings::rolie::{self, Category, Collection, Entry, FeedPage, Link, 
 use crate::config::{Config, FeedConfig, Right};
 use crate::core::*;
 use crate::services::{Accepted, Intake, Services, new_message_id};
-use crate::store::{PollQuery, Store, StoredBlock};
+use crate::store::{BlockSummary, Store, StoredBlock, SummaryQuery};
 
 struct Shared<S> {
     config: Arc<Config>,
@@ -283,31 +283,34 @@ async fn page<S: Store + Clone>(
         ));
     }
     let size = shared.page_size;
-    let ascending = |after: Option<i64>, limit: usize| PollQuery {
-        feed: feed.name.clone(),
-        exclusive_begin: after.map(from_micros),
-        inclusive_end: None,
-        bindings: Vec::new(),
-        limit,
-    };
+    let range =
+        |after: Option<Timestamp>, before: Option<Timestamp>, newest_first, limit| SummaryQuery {
+            feed: feed.name.clone(),
+            after,
+            before,
+            newest_first,
+            limit,
+        };
     // Newest first, whichever way the page was found.
-    let blocks: Vec<StoredBlock> = match (query.before, query.after, &query.last) {
+    let blocks: Vec<BlockSummary> = match (query.before, query.after, &query.last) {
         (Some(before), _, _) => {
             store
-                .newest(&feed.name, Some(from_micros(before)), size)
+                .summaries(range(None, Some(from_micros(before)), true, size))
                 .await?
         }
         (_, Some(after), _) => {
-            let mut newer = store.poll(ascending(Some(after), size)).await?.blocks;
+            let mut newer = store
+                .summaries(range(Some(from_micros(after)), None, false, size))
+                .await?;
             newer.reverse();
             newer
         }
         (_, _, Some(_)) => {
-            let mut oldest = store.poll(ascending(None, size)).await?.blocks;
+            let mut oldest = store.summaries(range(None, None, false, size)).await?;
             oldest.reverse();
             oldest
         }
-        _ => store.newest(&feed.name, None, size).await?,
+        _ => store.summaries(range(None, None, true, size)).await?,
     };
     let here = format!("{}/feeds/{}", shared.base, feed.name);
     let mut links = vec![
@@ -316,18 +319,19 @@ async fn page<S: Store + Clone>(
         link("last", format!("{here}?last")),
     ];
     if let (Some(newest), Some(oldest)) = (blocks.first(), blocks.last()) {
-        let newer = store.poll(ascending(Some(micros(newest.label)), 1)).await?;
-        if !newer.blocks.is_empty() {
+        let newer = store
+            .summaries(range(Some(newest.label), None, false, 1))
+            .await?;
+        if !newer.is_empty() {
             links.push(link(
                 "previous",
                 format!("{here}?after={}", micros(newest.label)),
             ));
         }
-        if !store
-            .newest(&feed.name, Some(oldest.label), 1)
-            .await?
-            .is_empty()
-        {
+        let older = store
+            .summaries(range(None, Some(oldest.label), true, 1))
+            .await?;
+        if !older.is_empty() {
             links.push(link(
                 "next",
                 format!("{here}?before={}", micros(oldest.label)),
@@ -335,10 +339,19 @@ async fn page<S: Store + Clone>(
         }
     }
     let information_type = shared.config.information_type(feed);
-    let entries = blocks
-        .iter()
-        .map(|stored| entry_of(shared, feed, &information_type, stored))
-        .collect();
+    let mut entries = Vec::with_capacity(blocks.len());
+    for summary in &blocks {
+        // Only an IODEF payload has a CSIRT id: only then is it read.
+        let csirt = if summary.binding.id.contains("iodef") {
+            store
+                .block(&feed.name, summary.id)
+                .await?
+                .and_then(|stored| rolie::csirt_id(stored.block.content.as_str()))
+        } else {
+            None
+        };
+        entries.push(entry_of(shared, feed, &information_type, summary, csirt));
+    }
     let document = FeedPage {
         id: feed_id(shared, feed),
         title: feed.description.clone(),
@@ -364,7 +377,8 @@ async fn entry<S: Store + Clone>(
         Err(refusal) => return refusal.into_response(),
     };
     let information_type = shared.config.information_type(feed);
-    let document = entry_of(&shared, feed, &information_type, &stored);
+    let (summary, csirt) = summary_of(&stored);
+    let document = entry_of(&shared, feed, &information_type, &summary, csirt);
     let etag = format!("\"{}\"", stored.id);
     let response = atom_response(rolie::ENTRY_MEDIA_TYPE, rolie::entry(&document, true));
     cache_headers(response, &etag, Some(stored.label))
@@ -571,7 +585,8 @@ async fn created<S: Store + Clone>(
                 "stored, but cannot be read back",
             )
         })?;
-    let document = entry_of(shared, feed, &information_type, &stored);
+    let (summary, csirt) = summary_of(&stored);
+    let document = entry_of(shared, feed, &information_type, &summary, csirt);
     let location = format!("{}/feeds/{}/entries/{}", shared.base, feed.name, stored.id);
     let mut response = atom_response(rolie::ENTRY_MEDIA_TYPE, rolie::entry(&document, true));
     *response.status_mut() = StatusCode::CREATED;
@@ -621,33 +636,34 @@ fn entry_of<S>(
     shared: &Shared<S>,
     feed: &FeedConfig,
     information_type: &str,
-    stored: &StoredBlock,
+    summary: &BlockSummary,
+    csirt: Option<String>,
 ) -> Entry {
-    let here = format!("{}/feeds/{}/entries/{}", shared.base, feed.name, stored.id);
-    let mapping = rolie::rolie_mappings().binding(&stored.block.binding.id);
-    let mut properties = Vec::new();
-    if let Some(id) = rolie::csirt_id(stored.block.content.as_str()) {
-        properties.push(rolie::Property {
+    let here = format!("{}/feeds/{}/entries/{}", shared.base, feed.name, summary.id);
+    let mapping = rolie::rolie_mappings().binding(&summary.binding.id);
+    let properties = csirt
+        .map(|id| rolie::Property {
             name: rolie::CSIRT_ID_PROPERTY.to_owned(),
             value: id,
-        });
-    }
+        })
+        .into_iter()
+        .collect();
     Entry {
         id: format!(
             "urn:taxiway:{}:{}:{}",
-            shared.gateway_id, feed.name, stored.id
+            shared.gateway_id, feed.name, summary.id
         ),
-        title: format!("{} content block {}", feed.name, stored.id),
-        updated: stored.label,
-        published: Some(stored.label),
+        title: format!("{} content block {}", feed.name, summary.id),
+        updated: summary.label,
+        published: Some(summary.label),
         information_type: information_type.to_owned(),
         categories: vec![Category {
             scheme: Some("urn:taxiway:content-binding".to_owned()),
-            term: stored.block.binding.id.clone(),
+            term: summary.binding.id.clone(),
             label: None,
         }],
         content: OutOfLine {
-            media_type: media_type_of(&stored.block.binding.id),
+            media_type: media_type_of(&summary.binding.id),
             src: format!("{here}/content"),
         },
         links: vec![link("self", here)],
@@ -655,6 +671,16 @@ fn entry_of<S>(
         format: mapping.and_then(|m| m.format.clone()),
         properties,
     }
+}
+
+/// A stored block as a page or an entry shows it.
+fn summary_of(stored: &StoredBlock) -> (BlockSummary, Option<String>) {
+    let summary = BlockSummary {
+        id: stored.id,
+        label: stored.label,
+        binding: stored.block.binding.clone(),
+    };
+    (summary, rolie::csirt_id(stored.block.content.as_str()))
 }
 
 fn media_type_of(binding: &str) -> String {

@@ -102,6 +102,26 @@ pub struct StoredBlock {
     pub block: ContentBlock,
 }
 
+/// Which blocks of a feed, without content, and in which order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SummaryQuery {
+    pub feed: String,
+    /// Labels strictly after this one.
+    pub after: Option<Timestamp>,
+    /// Labels strictly before this one.
+    pub before: Option<Timestamp>,
+    pub newest_first: bool,
+    pub limit: usize,
+}
+
+/// A stored block without its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockSummary {
+    pub id: i64,
+    pub label: Timestamp,
+    pub binding: ContentBinding,
+}
+
 /// What a poll asks of one feed: labels in `(exclusive_begin, inclusive_end]`,
 /// oldest first, at most `limit` of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,14 +323,13 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks of a feed with labels in the query's range, oldest first.
     fn poll(&self, query: PollQuery) -> impl Future<Output = Result<PollPage, StoreError>> + Send;
 
-    /// The newest blocks of a feed labelled before `before` (all when
-    /// `None`), newest first, at most `limit`: a ROLIE feed page.
-    fn newest(
+    /// Blocks of a feed labelled in `(after, before)` without their
+    /// content, the newest or the oldest of them first, at most `limit`: a
+    /// ROLIE feed page, which carries content by reference.
+    fn summaries(
         &self,
-        feed: &str,
-        before: Option<Timestamp>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send;
+        query: SummaryQuery,
+    ) -> impl Future<Output = Result<Vec<BlockSummary>, StoreError>> + Send;
 
     /// One block of a feed, by its id.
     fn block(
@@ -462,13 +481,11 @@ impl<T: Store> Store for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<PollExtent, StoreError>> + Send {
         (**self).poll_extent(query)
     }
-    fn newest(
+    fn summaries(
         &self,
-        feed: &str,
-        before: Option<Timestamp>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredBlock>, StoreError>> + Send {
-        (**self).newest(feed, before, limit)
+        query: SummaryQuery,
+    ) -> impl Future<Output = Result<Vec<BlockSummary>, StoreError>> + Send {
+        (**self).summaries(query)
     }
     fn block(
         &self,

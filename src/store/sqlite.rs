@@ -22,8 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    Commit, Committed, DueDelivery, EgressRow, OutboxDepth, OutboxRow, OutboxState, PollCursor,
-    PollExtent, PollPage, PollQuery, Retry, Store, StoreError, StoredBlock, Subscription,
+    BlockSummary, Commit, Committed, DueDelivery, EgressRow, OutboxDepth, OutboxRow, OutboxState,
+    PollCursor, PollExtent, PollPage, PollQuery, Retry, Store, StoreError, StoredBlock,
+    Subscription, SummaryQuery,
 };
 use crate::core::{
     ContentBinding, ContentBlock, Delivery, Dialect, MessageBinding, ProtocolBinding,
@@ -228,26 +229,37 @@ impl Store for SqliteStore {
         Ok(PollPage { blocks, more })
     }
 
-    async fn newest(
-        &self,
-        feed: &str,
-        before: Option<Timestamp>,
-        limit: usize,
-    ) -> Result<Vec<StoredBlock>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, label_us, binding_id, subtype, content_kind, content \
-             FROM content_blocks WHERE feed = ?1 AND label_us < ?2 \
-             ORDER BY label_us DESC LIMIT ?3",
-        )
-        .bind(feed)
-        .bind(before.map_or(i64::MAX, to_micros))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("reading the newest blocks failed", e))?;
-        rows.iter()
-            .map(|row| stored_block(feed, row, "id"))
-            .collect()
+    async fn summaries(&self, query: SummaryQuery) -> Result<Vec<BlockSummary>, StoreError> {
+        // Two statements rather than one with a bound ORDER BY direction, so
+        // that each walks the (feed, label) index in its own order.
+        let sql = if query.newest_first {
+            "SELECT id, label_us, binding_id, subtype FROM content_blocks \
+             WHERE feed = ?1 AND label_us > ?2 AND label_us < ?3 \
+             ORDER BY label_us DESC LIMIT ?4"
+        } else {
+            "SELECT id, label_us, binding_id, subtype FROM content_blocks \
+             WHERE feed = ?1 AND label_us > ?2 AND label_us < ?3 \
+             ORDER BY label_us LIMIT ?4"
+        };
+        let rows: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(sql)
+            .bind(&query.feed)
+            .bind(query.after.map_or(i64::MIN, to_micros))
+            .bind(query.before.map_or(i64::MAX, to_micros))
+            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(|e| map_error("reading block summaries failed", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, label, binding, subtype)| BlockSummary {
+                id,
+                label: from_micros(label),
+                binding: ContentBinding {
+                    id: binding,
+                    subtypes: subtype.into_iter().collect(),
+                },
+            })
+            .collect())
     }
 
     async fn block(&self, feed: &str, id: i64) -> Result<Option<StoredBlock>, StoreError> {
