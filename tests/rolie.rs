@@ -302,10 +302,15 @@ async fn a_conditional_get_answers_304_until_the_collection_changes() {
     assert_eq!(status, 304);
 
     fill(address, "Public", 3, 1).await;
-    let (status, headers, _) =
+    let (status, headers, body) =
         get(address, "/rolie/feeds/Public", &[("If-None-Match", &etag)]).await;
     assert_eq!(status, 200, "changed");
     assert_ne!(header(&headers, "etag"), Some(etag.as_str()));
+    let entries = String::from_utf8(body).unwrap().matches("<entry>").count();
+    assert_eq!(
+        entries, 4,
+        "the page is rendered anew, not served from before"
+    );
     gateway.stop().await.unwrap();
 }
 

@@ -40,6 +40,33 @@ struct Shared<S> {
     /// The repository's absolute base URL: public URL and path.
     base: String,
     page_size: usize,
+    /// Rendered pages by feed, latest label and page asked for: content is
+    /// only ever appended, so such a page never changes.
+    pages: std::sync::Mutex<PageCache>,
+}
+
+/// The most recently rendered pages, a bounded few.
+#[derive(Default)]
+struct PageCache {
+    pages: std::collections::VecDeque<(String, axum::body::Bytes)>,
+}
+
+impl PageCache {
+    const SIZE: usize = 64;
+
+    fn get(&self, key: &str) -> Option<axum::body::Bytes> {
+        self.pages
+            .iter()
+            .find(|(cached, _)| cached == key)
+            .map(|(_, page)| page.clone())
+    }
+
+    fn put(&mut self, key: String, page: axum::body::Bytes) {
+        if self.pages.len() == Self::SIZE {
+            self.pages.pop_front();
+        }
+        self.pages.push_back((key, page));
+    }
 }
 
 /// The repository's routes, when the configuration has `[rolie]`.
@@ -57,6 +84,7 @@ pub fn router<S: Store + Clone>(
     let shared = Arc::new(Shared {
         base: format!("{}{}", config.public_url(), rolie.path),
         page_size: rolie.page_size,
+        pages: std::sync::Mutex::default(),
         config,
         store,
         services,
@@ -282,12 +310,25 @@ async fn page<S: Store + Clone>(
             latest,
         ));
     }
+    let cache_key = format!("{}\n{etag}", feed.name);
+    let cached = shared
+        .pages
+        .lock()
+        .ok()
+        .and_then(|pages| pages.get(&cache_key));
+    if let Some(page) = cached {
+        let response = atom_response(rolie::FEED_MEDIA_TYPE, page);
+        return Ok(cache_headers(response, &etag, latest));
+    }
     let size = shared.page_size;
+    // Nothing past the latest label read above, so that the page is the
+    // one its ETag (and the page cache) names even as content arrives.
+    let bound = latest.map(|latest| latest.shifted_nanos(1_000));
     let range =
         |after: Option<Timestamp>, before: Option<Timestamp>, newest_first, limit| SummaryQuery {
             feed: feed.name.clone(),
             after,
-            before,
+            before: before.or(bound),
             newest_first,
             limit,
         };
@@ -362,7 +403,11 @@ async fn page<S: Store + Clone>(
         links,
         entries,
     };
-    let response = atom_response(rolie::FEED_MEDIA_TYPE, rolie::feed(&document));
+    let page = axum::body::Bytes::from(rolie::feed(&document));
+    if let Ok(mut pages) = shared.pages.lock() {
+        pages.put(cache_key, page.clone());
+    }
+    let response = atom_response(rolie::FEED_MEDIA_TYPE, page);
     Ok(cache_headers(response, &etag, latest))
 }
 
@@ -755,8 +800,8 @@ fn cache_headers(mut response: Response, etag: &str, latest: Option<Timestamp>) 
     response
 }
 
-fn atom_response(media_type: &str, body: String) -> Response {
-    let mut response = Response::new(HttpBody::from(body));
+fn atom_response(media_type: &str, body: impl Into<HttpBody>) -> Response {
+    let mut response = Response::new(body.into());
     if let Ok(value) = HeaderValue::from_str(&format!("{media_type};charset=utf-8")) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
