@@ -18,7 +18,9 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
 
 use crate::bindings::rolie::{self, IncomingContent, IncomingEntry, Limits};
-use crate::config::{ClientTlsConfig, EgressConfig, RolieEgressConfig, RoliePollerConfig};
+use crate::config::{
+    ClientTlsConfig, EgressConfig, RolieEgressConfig, RoliePollerConfig, resolve_password,
+};
 use crate::core::*;
 use crate::router::Outgoing;
 use crate::services::delivery::{Deliver, drain};
@@ -44,10 +46,7 @@ pub async fn run<S: Store + Clone>(
             return;
         }
     };
-    let password = match (&poller.password_env, &poller.password) {
-        (Some(variable), _) => std::env::var(variable).ok(),
-        (None, password) => password.clone(),
-    };
+    let password = resolve_password(poller.password.as_ref(), poller.password_env.as_ref());
     let reader = Reader {
         credentials: poller.username.clone().zip(password),
         client,
@@ -315,10 +314,7 @@ pub async fn run_egress<S: Store + Clone>(
             return;
         }
     };
-    let password = match (&rolie.password_env, &rolie.password) {
-        (Some(variable), _) => std::env::var(variable).ok(),
-        (None, password) => password.clone(),
-    };
+    let password = resolve_password(rolie.password.as_ref(), rolie.password_env.as_ref());
     let mut poster = ToCollection {
         credentials: rolie.username.clone().zip(password),
         client,

@@ -162,6 +162,15 @@ impl Config {
     }
 }
 
+/// A password given in the file or, better, in an environment variable
+/// (which wins when both are given).
+pub fn resolve_password(inline: Option<&String>, variable: Option<&String>) -> Option<String> {
+    match variable {
+        Some(variable) => std::env::var(variable).ok(),
+        None => inline.cloned(),
+    }
+}
+
 fn check_tls(owner: &str, tls: Option<&ClientTlsConfig>) -> Result<(), String> {
     match tls {
         Some(tls) if tls.certificate.is_some() != tls.key.is_some() => Err(format!(

@@ -452,10 +452,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_failure(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
-        let (state, next) = match retry {
-            Retry::At(at) => ("pending", Some(to_micros(at))),
-            Retry::Dead => ("dead", None),
-        };
+        let (state, next) = retry_columns(retry);
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
                  next_attempt_us = COALESCE(?4, next_attempt_us) \
@@ -531,10 +528,7 @@ impl Store for SqliteStore {
     }
 
     async fn egress_failed(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
-        let (state, next) = match retry {
-            Retry::At(at) => ("pending", Some(to_micros(at))),
-            Retry::Dead => ("dead", None),
-        };
+        let (state, next) = retry_columns(retry);
         sqlx::query(
             "UPDATE egress_outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
                  next_attempt_us = COALESCE(?4, next_attempt_us) \
@@ -722,6 +716,14 @@ fn egress_row_of(row: &SqliteRow) -> Result<EgressRow, StoreError> {
         last_error: row.try_get("last_error").map_err(read)?,
         progress: row.try_get("progress").map_err(read)?,
     })
+}
+
+/// The state and next attempt a failed row is left with.
+fn retry_columns(retry: Retry) -> (&'static str, Option<i64>) {
+    match retry {
+        Retry::At(at) => ("pending", Some(to_micros(at))),
+        Retry::Dead => ("dead", None),
+    }
 }
 
 fn outbox_state_of(state: &str) -> Result<OutboxState, StoreError> {

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::TaxiiClient;
 use crate::bindings::taxii_xml;
-use crate::config::{EgressConfig, TaxiiEgressConfig};
+use crate::config::{EgressConfig, TaxiiEgressConfig, resolve_password};
 use crate::core::*;
 use crate::router::Outgoing;
 use crate::services::delivery::{Deliver, drain};
@@ -33,7 +33,7 @@ pub async fn run<S: Store>(
             return;
         }
     };
-    let password = password(taxii.password.as_ref(), taxii.password_env.as_ref());
+    let password = resolve_password(taxii.password.as_ref(), taxii.password_env.as_ref());
     if taxii.username.is_some() && password.is_none() {
         tracing::error!(egress = %egress.name, "a username without a password: not sending");
         return;
@@ -45,14 +45,6 @@ pub async fn run<S: Store>(
         credentials,
     };
     drain(&egress, &store, stop, &mut sender).await;
-}
-
-/// A password given in the file or, better, in an environment variable.
-pub(super) fn password(inline: Option<&String>, variable: Option<&String>) -> Option<String> {
-    match variable {
-        Some(variable) => std::env::var(variable).ok(),
-        None => inline.cloned(),
-    }
 }
 
 struct ToInbox {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::TaxiiClient;
-use super::egress::{inbox_in, password, read_row};
-use crate::config::{EgressConfig, FanOutConfig};
+use super::egress::{inbox_in, read_row};
+use crate::config::{EgressConfig, FanOutConfig, resolve_password};
 use crate::core::*;
 use crate::services::delivery::{Deliver, drain};
 use crate::services::new_message_id;
@@ -47,7 +47,7 @@ pub async fn run<S: Store + Clone>(
             return;
         }
     };
-    let password = password(fan_out.password.as_ref(), fan_out.password_env.as_ref());
+    let password = resolve_password(fan_out.password.as_ref(), fan_out.password_env.as_ref());
     let credentials = fan_out.username.clone().zip(password);
     let mut sender = ToMembers {
         client,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::TaxiiClient;
 use crate::bindings::taxii_xml;
-use crate::config::PollerConfig;
+use crate::config::{PollerConfig, resolve_password};
 use crate::core::*;
 use crate::services::{Accepted, Intake, Services, new_message_id};
 use crate::store::{PollCursor, Store};
@@ -36,10 +36,7 @@ pub async fn run<S: Store + Clone>(
             return;
         }
     };
-    let password = match (&poller.password_env, &poller.password) {
-        (Some(variable), _) => std::env::var(variable).ok(),
-        (None, password) => password.clone(),
-    };
+    let password = resolve_password(poller.password.as_ref(), poller.password_env.as_ref());
     let credentials = poller.username.as_deref().zip(password.as_deref());
     let interval = Duration::from_secs(poller.interval_seconds);
     loop {
