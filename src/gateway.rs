@@ -156,6 +156,13 @@ impl Gateway {
                 gateway_id.clone(),
             ))
             .merge(taxii_http::router(services, authenticator.clone()));
+        let app = match rolie_http::service_document_url(&config) {
+            Some(location) => app.layer(axum::middleware::from_fn_with_state(
+                Arc::<str>::from(location),
+                rolie_http::forward_slash,
+            )),
+            None => app,
+        };
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = match acceptor {
             Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app, stopped)),

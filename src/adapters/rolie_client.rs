@@ -221,6 +221,7 @@ impl Reader {
             feeds: self.poller.into.clone(),
             // An entry is new again only when it is updated.
             dedup_key: Some(format!("rolie:{}:{id}:{updated}", self.poller.url)),
+            replacing: None,
         };
         let cursor = PollCursor {
             poller: self.poller.name.clone(),
@@ -244,6 +245,7 @@ impl Reader {
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             Accepted::Refused(reason) => Err(format!("entry {id}: {reason}")),
+            Accepted::Conflict(conflict) => Err(format!("entry {id}: {conflict}")),
             Accepted::Unsupported(binding) => {
                 Err(format!("entry {id}: no feed it fills accepts {binding}"))
             }

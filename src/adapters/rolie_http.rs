@@ -7,8 +7,10 @@
 //! out of line, byte for byte as it was received. Pages are addressed by
 //! label (`?before=`, `?after=`), so a page does not shift when content
 //! arrives and a client walking `next` sees every entry once. An entry
-//! POSTed to a collection (AtomPub) is an inbox message like any other: it
-//! goes through the routes, and is answered 201 once committed.
+//! POSTed to a collection (AtomPub), or a bare payload (a media entry), is
+//! an inbox message like any other: it goes through the routes, and is
+//! answered 201 once committed. An entry is replaced (PUT) or removed
+//! (DELETE) only with `If-Match`, by an identity the feed lets edit.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,14 +24,18 @@ use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::extract::Request;
+use axum::middleware::Next;
 use serde::Deserialize;
 
 use crate::auth::{Authenticator, TlsPeer};
-use crate::bindings::rolie::{self, Category, Collection, Entry, FeedPage, Link, OutOfLine};
+use crate::bindings::rolie::{
+    self, Category, Collection, Entry, FeedPage, IodefFacts, Link, OutOfLine,
+};
 use crate::config::{Config, FeedConfig, Right};
 use crate::core::*;
-use crate::services::{Accepted, Intake, Services, new_message_id};
-use crate::store::{BlockSummary, Store, StoredBlock, SummaryQuery};
+use crate::services::{Accepted, Intake, Replacing, Services, new_message_id};
+use crate::store::{BlockSummary, EditConflict, Store, StoredBlock, SummaryQuery};
 
 struct Shared<S> {
     config: Arc<Config>,
@@ -102,8 +108,12 @@ pub fn router<S: Store + Clone>(
             get(collection::<S>).post(create::<S>),
         )
         .route(
+            &format!("{path}/feeds/{{feed}}/categories"),
+            get(categories::<S>),
+        )
+        .route(
             &format!("{path}/feeds/{{feed}}/entries/{{id}}"),
-            get(entry::<S>),
+            get(entry::<S>).put(replace::<S>).delete(remove::<S>),
         )
         .route(
             &format!("{path}/feeds/{{feed}}/entries/{{id}}/content"),
@@ -195,16 +205,17 @@ async fn service_document<S: Store + Clone>(
         .iter()
         .filter(|feed| feed.allows(Right::Read, &identity))
         .map(|feed| Collection {
-            href: format!("{}/feeds/{}", shared.base, feed.name),
+            href: collection_url(&shared, feed),
             title: feed.name.clone(),
             // An empty accept says no POST: the identity may only read.
             accept: if feed.allows(Right::Write, &identity) {
-                vec![rolie::ENTRY_MEDIA_TYPE.to_owned()]
+                accepted_media_types(feed)
             } else {
                 vec![String::new()]
             },
             information_type: Some(shared.config.information_type(feed)),
-            categories: Vec::new(),
+            categories: collection_categories(feed),
+            category_document: Some(format!("{}/categories", collection_url(&shared, feed))),
             service: Some(service_url(&shared)),
         })
         .collect();
@@ -225,8 +236,118 @@ async fn service_document<S: Store + Clone>(
     )
 }
 
+/// What a collection takes in a POST: entries, and its payloads by
+/// themselves (media entries) in the media types its bindings map to.
+fn accepted_media_types(feed: &FeedConfig) -> Vec<String> {
+    let mappings = rolie::rolie_mappings();
+    let mut accept = vec![rolie::ENTRY_MEDIA_TYPE.to_owned()];
+    for binding in &feed.content_bindings {
+        if let Some(mapping) = mappings.binding(binding)
+            && !accept.contains(&mapping.media_type)
+        {
+            accept.push(mapping.media_type.clone());
+        }
+    }
+    accept
+}
+
+/// The categories of a collection besides its information type: those
+/// configured, and on an IODEF feed the CSIRT purpose and restriction
+/// (CSIRT draft 4.1), `other` and `default` unless configured.
+fn collection_categories(feed: &FeedConfig) -> Vec<Category> {
+    let mut categories: Vec<Category> = feed
+        .categories
+        .iter()
+        .map(|category| Category {
+            scheme: Some(category.scheme.clone()),
+            term: category.term.clone(),
+            label: category.label.clone(),
+        })
+        .collect();
+    if feed.holds_iodef() {
+        for (scheme, term) in [
+            (rolie::IODEF_PURPOSE_SCHEME, "other"),
+            (rolie::IODEF_RESTRICTION_SCHEME, "default"),
+        ] {
+            if !feed.categories.iter().any(|c| c.scheme == scheme) {
+                categories.push(Category {
+                    scheme: Some(scheme.to_owned()),
+                    term: term.to_owned(),
+                    label: None,
+                });
+            }
+        }
+    }
+    categories
+}
+
+/// A collection's category document: its information type and the rest of
+/// its categories, as the service document lists them inline.
+async fn categories<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path(name): Path<String>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match identity(&shared, &headers, peer.as_deref()).await {
+        Ok(identity) => identity,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let feed = match readable(&shared, &name, &identity) {
+        Ok(feed) => feed,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let mut categories = vec![Category {
+        scheme: Some(rolie::INFORMATION_TYPE_SCHEME.to_owned()),
+        term: shared.config.information_type(feed),
+        label: None,
+    }];
+    categories.extend(collection_categories(feed));
+    atom_response(
+        rolie::CATEGORY_MEDIA_TYPE,
+        rolie::category_document(&categories),
+    )
+}
+
 fn service_url<S>(shared: &Shared<S>) -> String {
     format!("{}/servicedocument", shared.base)
+}
+
+fn collection_url<S>(shared: &Shared<S>, feed: &FeedConfig) -> String {
+    format!("{}/feeds/{}", shared.base, feed.name)
+}
+
+/// The absolute address of the service document, when the configuration
+/// has a ROLIE repository.
+pub fn service_document_url(config: &Config) -> Option<String> {
+    let rolie = config.rolie.as_ref()?;
+    Some(format!(
+        "{}{}/servicedocument",
+        config.public_url(),
+        rolie.path
+    ))
+}
+
+/// The forward-slash resource (CSIRT draft 3.1.1, RFC 8322 5.5): `/` is
+/// TAXII's for POST and for the draft's GET form, which always has a query;
+/// a bare GET of it is a ROLIE client's, sent to the service document.
+pub async fn forward_slash(
+    State(service_document): State<Arc<str>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let uri = request.uri();
+    let bare_get = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+        && uri.path() == "/"
+        && uri.query().is_none_or(str::is_empty);
+    if !bare_get {
+        return next.run(request).await;
+    }
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(&service_document) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// Which page of a collection: the newest (no parameter), the one older
@@ -270,7 +391,7 @@ async fn collection<S: Store + Clone>(
             "ask for one page: before, after or last",
         );
     }
-    match page(&shared, feed, &query, &headers).await {
+    match page(&shared, feed, &identity, &query, &headers).await {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(%error, feed = %feed.name, "a ROLIE page could not be read");
@@ -285,6 +406,7 @@ async fn collection<S: Store + Clone>(
 async fn page<S: Store + Clone>(
     shared: &Shared<S>,
     feed: &FeedConfig,
+    identity: &Identity,
     query: &PageQuery,
     headers: &HeaderMap,
 ) -> Result<Response, crate::store::StoreError> {
@@ -296,10 +418,15 @@ async fn page<S: Store + Clone>(
         (_, _, Some(_)) => "?last".to_owned(),
         _ => String::new(),
     };
-    // Content is only ever appended: the latest label and the page asked
-    // for name what the page holds.
+    // Who reads a feed with restricted entries changes what a page holds.
+    let viewer = match identity {
+        Identity::Named(who) if !feed.restrictions.is_empty() => format!("-{who}"),
+        _ => String::new(),
+    };
+    // The feed's latest label moves on with every change to it: with the
+    // page asked for (and who asks) it names what the page holds.
     let etag = format!(
-        "W/\"{}{}\"",
+        "W/\"{}{}{viewer}\"",
         latest.map_or(0, micros),
         self_query.replace(['?', '='], "-")
     );
@@ -353,7 +480,7 @@ async fn page<S: Store + Clone>(
         }
         _ => store.summaries(range(None, None, true, size)).await?,
     };
-    let here = format!("{}/feeds/{}", shared.base, feed.name);
+    let here = collection_url(shared, feed);
     let mut links = vec![
         link("self", format!("{here}{self_query}")),
         link("first", here.clone()),
@@ -382,23 +509,26 @@ async fn page<S: Store + Clone>(
     let information_type = shared.config.information_type(feed);
     let mut entries = Vec::with_capacity(blocks.len());
     for summary in &blocks {
-        // Only an IODEF payload has a CSIRT id: only then is it read.
-        let csirt = if summary.binding.id.contains("iodef") {
+        // Only an IODEF payload says more of itself: only then is it read.
+        let facts = if is_iodef(&summary.binding.id) {
             store
                 .block(&feed.name, summary.id)
                 .await?
-                .and_then(|stored| rolie::csirt_id(stored.block.content.as_str()))
+                .and_then(|stored| rolie::iodef_facts(stored.block.content.as_str()))
         } else {
             None
         };
-        entries.push(entry_of(shared, feed, &information_type, summary, csirt));
+        if !may_read(feed, identity, facts.as_ref()) {
+            continue;
+        }
+        entries.push(entry_of(shared, feed, &information_type, summary, facts));
     }
     let document = FeedPage {
         id: feed_id(shared, feed),
         title: feed.description.clone(),
         updated: latest.unwrap_or_else(|| Timestamp::from_unix(0, 0)),
         information_type,
-        categories: Vec::new(),
+        categories: collection_categories(feed),
         service: service_url(shared),
         links,
         entries,
@@ -411,6 +541,19 @@ async fn page<S: Store + Clone>(
     Ok(cache_headers(response, &etag, latest))
 }
 
+fn is_iodef(binding: &str) -> bool {
+    binding.contains("iodef")
+}
+
+/// Whether the restriction of an IODEF entry lets `identity` read it
+/// (CSIRT draft 3.1.2); the feed is readable to it already.
+fn may_read(feed: &FeedConfig, identity: &Identity, facts: Option<&IodefFacts>) -> bool {
+    feed.allows_restricted(
+        facts.and_then(|facts| facts.restriction.as_deref()),
+        identity,
+    )
+}
+
 async fn entry<S: Store + Clone>(
     State(shared): State<Arc<Shared<S>>>,
     Path((name, id)): Path<(String, String)>,
@@ -421,12 +564,15 @@ async fn entry<S: Store + Clone>(
         Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
     };
-    let information_type = shared.config.information_type(feed);
-    let (summary, csirt) = summary_of(&stored);
-    let document = entry_of(&shared, feed, &information_type, &summary, csirt);
-    let etag = format!("\"{}\"", stored.id);
-    let response = atom_response(rolie::ENTRY_MEDIA_TYPE, rolie::entry(&document, true));
-    cache_headers(response, &etag, Some(stored.label))
+    let etag = entry_etag(&stored);
+    if not_modified(&headers, &etag, Some(stored.label)) {
+        return cache_headers(
+            StatusCode::NOT_MODIFIED.into_response(),
+            &etag,
+            Some(stored.label),
+        );
+    }
+    entry_response(&shared, feed, &stored, StatusCode::OK)
 }
 
 async fn content<S: Store + Clone>(
@@ -439,7 +585,7 @@ async fn content<S: Store + Clone>(
         Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
     };
-    let etag = format!("\"{}\"", stored.id);
+    let etag = entry_etag(&stored);
     if not_modified(&headers, &etag, Some(stored.label)) {
         return cache_headers(
             StatusCode::NOT_MODIFIED.into_response(),
@@ -467,23 +613,97 @@ async fn create<S: Store + Clone>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match created(&shared, &name, peer.as_deref(), &headers, body).await {
+    let done = async {
+        let (identity, feed) = writer(&shared, &name, Right::Write, &headers, peer.as_deref()).await?;
+        let incoming = incoming(&shared, feed, &headers, body)?;
+        let blocks = take_in(&shared, feed, identity, incoming, None).await?;
+        let Some(id) = blocks else {
+            return Ok((
+                StatusCode::ACCEPTED,
+                "taken in; the routes keep no entry of it in this collection\n",
+            )
+                .into_response());
+        };
+        let stored = read_back(&shared, feed, id).await?;
+        let mut response = entry_response(&shared, feed, &stored, StatusCode::CREATED);
+        if let Ok(value) = HeaderValue::from_str(&entry_url(&shared, feed, stored.id)) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        Ok(response)
+    };
+    refused_or(&name, "POST", done.await)
+}
+
+/// AtomPub: new content for an entry, in place: it keeps its id and address
+/// and takes the feed's next label, so that TAXII pollers and subscribers
+/// receive it as new content.
+async fn replace<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path((name, id)): Path<(String, String)>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let done = async {
+        let (identity, feed) = writer(&shared, &name, Right::Edit, &headers, peer.as_deref()).await?;
+        let (id, expected) = precondition(&name, &id, &headers)?;
+        let incoming = incoming(&shared, feed, &headers, body)?;
+        let replacing = Replacing {
+            feed: feed.name.clone(),
+            id,
+            expected,
+        };
+        take_in(&shared, feed, identity, incoming, Some(replacing)).await?;
+        let stored = read_back(&shared, feed, id).await?;
+        Ok(entry_response(&shared, feed, &stored, StatusCode::OK))
+    };
+    refused_or(&name, "PUT", done.await)
+}
+
+/// AtomPub: an entry removed from its collection, and so from the TAXII
+/// feed, with whatever was still to be pushed of it.
+async fn remove<S: Store + Clone>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path((name, id)): Path<(String, String)>,
+    peer: Option<Extension<TlsPeer>>,
+    headers: HeaderMap,
+) -> Response {
+    let done = async {
+        let (_, feed) = writer(&shared, &name, Right::Edit, &headers, peer.as_deref()).await?;
+        let (id, expected) = precondition(&name, &id, &headers)?;
+        let conflict = shared
+            .services
+            .remove(&feed.name, id, expected)
+            .await
+            .map_err(|error| unavailable("an entry could not be removed", &error))?;
+        match conflict {
+            None => Ok(StatusCode::NO_CONTENT.into_response()),
+            Some(conflict) => Err(conflict_refusal(&name, id, conflict)),
+        }
+    };
+    refused_or(&name, "DELETE", done.await)
+}
+
+/// The response, or the refusal logged and sent.
+fn refused_or(name: &str, method: &str, done: Result<Response, Refusal>) -> Response {
+    match done {
         Ok(response) => response,
         Err(refusal) => {
-            tracing::info!(feed = %name, status = %refusal.status, reason = %refusal.reason,
+            tracing::info!(feed = %name, method, status = %refusal.status, reason = %refusal.reason,
                 "ROLIE write refused");
             refusal.into_response()
         }
     }
 }
 
-async fn created<S: Store + Clone>(
-    shared: &Shared<S>,
+/// Who writes, and to which feed, if the identity holds `right` on it.
+async fn writer<'c, S>(
+    shared: &'c Shared<S>,
     name: &str,
-    peer: Option<&TlsPeer>,
+    right: Right,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Refusal> {
+    peer: Option<&TlsPeer>,
+) -> Result<(Identity, &'c FeedConfig), Refusal> {
     let identity = identity(shared, headers, peer).await?;
     let Some(feed) = shared.config.feed(name) else {
         return Err(Refusal::new(
@@ -491,64 +711,168 @@ async fn created<S: Store + Clone>(
             format!("no collection {name} here"),
         ));
     };
-    if !feed.allows(Right::Write, &identity) {
-        return Err(match identity {
-            Identity::Anonymous => Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                format!("{name} needs credentials"),
-            ),
-            Identity::Named(who) => Refusal::new(
-                StatusCode::FORBIDDEN,
-                format!("{who} may not write to {name}"),
-            ),
-        });
+    if feed.allows(right, &identity) {
+        return Ok((identity, feed));
     }
+    let verb = match right {
+        Right::Edit => "edit entries of",
+        _ => "write to",
+    };
+    Err(match identity {
+        Identity::Anonymous => Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{name} needs credentials"),
+        ),
+        Identity::Named(who) => {
+            Refusal::new(StatusCode::FORBIDDEN, format!("{who} may not {verb} {name}"))
+        }
+    })
+}
+
+/// The entry a PUT or DELETE names and the version it expects: `If-Match`
+/// is required, so that no one overwrites a change they have not seen.
+fn precondition(
+    name: &str,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(i64, Option<Timestamp>), Refusal> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Refusal::new(StatusCode::NOT_FOUND, format!("no entry {id} in {name}")))?;
+    let Some(tags) = headers.get(header::IF_MATCH) else {
+        return Err(Refusal::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "send If-Match with the entry's ETag (or *), so that no change is lost",
+        ));
+    };
+    let tags = tags.to_str().unwrap_or_default();
+    if tags.trim() == "*" {
+        return Ok((id, None));
+    }
+    // An entry has one current version: a list matches if one of it does,
+    // and only a tag naming this entry can.
+    let expected = tags.split(',').find_map(|tag| {
+        let (entry, label) = tag.trim().trim_matches('"').split_once('-')?;
+        (entry.parse::<i64>().ok()? == id).then(|| label.parse::<i64>().ok())?
+    });
+    match expected {
+        Some(label) => Ok((id, Some(from_micros(label)))),
+        None => Err(Refusal::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("If-Match names no version of entry {id}"),
+        )),
+    }
+}
+
+fn conflict_refusal(name: &str, id: i64, conflict: EditConflict) -> Refusal {
+    match conflict {
+        EditConflict::Missing => {
+            Refusal::new(StatusCode::NOT_FOUND, format!("no entry {id} in {name}"))
+        }
+        EditConflict::Changed(_) => Refusal::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("entry {id} has changed since that ETag: GET it again"),
+        ),
+    }
+}
+
+/// Content taken from a POST or PUT body.
+struct Incoming {
+    /// The entry's own id, kept as the message id.
+    id: Option<String>,
+    block: ContentBlock,
+}
+
+/// The content of a POST or PUT: an Atom entry with inline content, or a
+/// payload by itself in a media type of the collection's bindings.
+fn incoming<S>(
+    shared: &Shared<S>,
+    feed: &FeedConfig,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Incoming, Refusal> {
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = media_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/atom+xml") {
-        return Err(Refusal::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "POST an Atom entry ({}), not {media_type:?}",
-                rolie::ENTRY_MEDIA_TYPE
-            ),
-        ));
-    }
     let body = body.map_err(|rejection| Refusal::new(rejection.status(), rejection.body_text()))?;
     let limits = rolie::Limits {
         max_body_bytes: shared.config.server.max_body_bytes,
         ..rolie::Limits::default()
     };
     let mappings = rolie::rolie_mappings();
-    let entry = rolie::read_entry(&body, &limits, mappings)
-        .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
-    let information_type = shared.config.information_type(feed);
-    if let Some(given) = &entry.information_type
-        && !given.eq_ignore_ascii_case(&information_type)
-    {
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            format!("{name} holds {information_type}, not {given}"),
-        ));
-    }
-    let (content, media, format) = match entry.content {
-        rolie::IncomingContent::Xml { media_type, xml } => {
-            let format = entry.format.clone().or_else(|| rolie::payload_format(&xml));
-            (XmlContent::Xml(xml), media_type, format)
-        }
-        rolie::IncomingContent::Text { media_type, text } => {
-            (XmlContent::Text(text), media_type, entry.format.clone())
-        }
-        rolie::IncomingContent::OutOfLine { .. } => {
-            // Fetching it would let a writer make the gateway request any URL.
+    let name = &feed.name;
+    let (id, content, media, format) = if essence.eq_ignore_ascii_case("application/atom+xml") {
+        let entry = rolie::read_entry(&body, &limits, mappings)
+            .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+        let information_type = shared.config.information_type(feed);
+        if let Some(given) = &entry.information_type
+            && !given.eq_ignore_ascii_case(&information_type)
+        {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
-                "POST the content inline: taxiway does not fetch a src given to it",
+                format!("{name} holds {information_type}, not {given}"),
             ));
         }
+        let fixed = collection_categories(feed);
+        if let Some(category) = entry
+            .categories
+            .iter()
+            .find(|category| !accepts_category(&fixed, category))
+        {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{name} does not accept the category {:?} of scheme {:?}",
+                    category.term,
+                    category.scheme.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        match entry.content {
+            rolie::IncomingContent::Xml { media_type, xml } => {
+                let format = entry.format.clone().or_else(|| rolie::payload_format(&xml));
+                (entry.id, XmlContent::Xml(xml), media_type, format)
+            }
+            rolie::IncomingContent::Text { media_type, text } => {
+                (entry.id, XmlContent::Text(text), media_type, entry.format.clone())
+            }
+            rolie::IncomingContent::OutOfLine { .. } => {
+                // Fetching it would let a writer make the gateway request any URL.
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "send the content inline: taxiway does not fetch a src given to it",
+                ));
+            }
+        }
+    } else if accepted_media_types(feed)
+        .iter()
+        .skip(1)
+        .any(|accepted| accepted.eq_ignore_ascii_case(essence))
+    {
+        // A media entry: the payload by itself.
+        let content = if essence.contains("xml") {
+            let xml = rolie::read_xml_payload(&body, &limits)
+                .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+            XmlContent::Xml(xml)
+        } else {
+            let text = String::from_utf8(body.to_vec()).map_err(|_| {
+                Refusal::new(StatusCode::BAD_REQUEST, "the payload is not UTF-8")
+            })?;
+            XmlContent::Text(text)
+        };
+        let format = rolie::payload_format(content.as_str());
+        (None, content, essence.to_owned(), format)
+    } else {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "send an Atom entry ({}) or a payload in one of {:?}, not {media_type:?}",
+                rolie::ENTRY_MEDIA_TYPE,
+                &accepted_media_types(feed)[1..]
+            ),
+        ));
     };
     let Some(binding) = mappings.binding_of(Some(&media), format.as_ref()) else {
         return Err(Refusal::new(
@@ -562,17 +886,50 @@ async fn created<S: Store + Clone>(
             format!("{name} does not accept {binding}"),
         ));
     }
+    Ok(Incoming {
+        id,
+        block: ContentBlock::new(ContentBinding::new(binding), content),
+    })
+}
+
+/// Whether a collection takes an entry carrying this category: one of its
+/// own, or one taxiway derives from the payload itself (the content
+/// binding, the IODEF purpose and restriction), whatever the writer says.
+fn accepts_category(fixed: &[Category], category: &Category) -> bool {
+    let derived = [
+        CONTENT_BINDING_SCHEME,
+        rolie::IODEF_PURPOSE_SCHEME,
+        rolie::IODEF_RESTRICTION_SCHEME,
+    ];
+    let scheme = category.scheme.as_deref().unwrap_or_default();
+    derived.contains(&scheme)
+        || fixed
+            .iter()
+            .any(|own| own.scheme == category.scheme && own.term == category.term)
+}
+
+const CONTENT_BINDING_SCHEME: &str = "urn:taxiway:content-binding";
+
+/// Routes and commits what a POST or PUT brought; the id of the block it
+/// left in `feed`, if the routes kept it there.
+async fn take_in<S: Store + Clone>(
+    shared: &Shared<S>,
+    feed: &FeedConfig,
+    identity: Identity,
+    incoming: Incoming,
+    replacing: Option<Replacing>,
+) -> Result<Option<i64>, Refusal> {
     let message = Message::new(
-        entry
+        incoming
             .id
-            .clone()
             .unwrap_or_else(|| new_message_id(Dialect::V11)),
         Body::Inbox(InboxMessage {
             destination_feeds: vec![feed.name.clone()],
-            content_blocks: vec![ContentBlock::new(ContentBinding::new(binding), content)],
+            content_blocks: vec![incoming.block],
             ..InboxMessage::default()
         }),
     );
+    let replaced = replacing.as_ref().map(|replacing| replacing.id);
     let intake = Intake {
         envelope: Envelope {
             message,
@@ -586,41 +943,40 @@ async fn created<S: Store + Clone>(
         },
         feeds: vec![feed.name.clone()],
         dedup_key: None,
+        replacing,
     };
-    let accepted = shared.services.accept(intake).await.map_err(|error| {
-        tracing::error!(%error, "a ROLIE entry could not be committed");
-        Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store is unavailable; try again",
-        )
-    })?;
-    let blocks = match accepted {
-        Accepted::Stored { blocks, .. } => blocks,
-        Accepted::Dropped | Accepted::Duplicate => {
-            return Ok((
-                StatusCode::ACCEPTED,
-                "taken in; the routes keep no entry of it here\n",
-            )
-                .into_response());
-        }
-        Accepted::Refused(reason) => return Err(Refusal::new(StatusCode::BAD_REQUEST, reason)),
-        Accepted::Unsupported(binding) => {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("no feed it goes to accepts {binding}"),
-            ));
-        }
-    };
-    let Some((_, id)) = blocks.iter().find(|(stored_in, _)| *stored_in == feed.name) else {
-        return Ok((
-            StatusCode::ACCEPTED,
-            "taken in and stored elsewhere by the routes\n",
-        )
-            .into_response());
-    };
-    let stored = shared
+    let accepted = shared
+        .services
+        .accept(intake)
+        .await
+        .map_err(|error| unavailable("a ROLIE entry could not be committed", &error))?;
+    match accepted {
+        Accepted::Stored { blocks, .. } => Ok(blocks
+            .iter()
+            .find(|(stored_in, _)| *stored_in == feed.name)
+            .map(|(_, id)| *id)),
+        Accepted::Dropped | Accepted::Duplicate => Ok(None),
+        Accepted::Refused(reason) => Err(Refusal::new(StatusCode::BAD_REQUEST, reason)),
+        Accepted::Conflict(conflict) => Err(conflict_refusal(
+            &feed.name,
+            replaced.unwrap_or_default(),
+            conflict,
+        )),
+        Accepted::Unsupported(binding) => Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("no feed it goes to accepts {binding}"),
+        )),
+    }
+}
+
+async fn read_back<S: Store + Clone>(
+    shared: &Shared<S>,
+    feed: &FeedConfig,
+    id: i64,
+) -> Result<StoredBlock, Refusal> {
+    shared
         .store
-        .block(&feed.name, *id)
+        .block(&feed.name, id)
         .await
         .ok()
         .flatten()
@@ -629,25 +985,42 @@ async fn created<S: Store + Clone>(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "stored, but cannot be read back",
             )
-        })?;
-    let (summary, csirt) = summary_of(&stored);
-    let document = entry_of(shared, feed, &information_type, &summary, csirt);
-    let location = format!("{}/feeds/{}/entries/{}", shared.base, feed.name, stored.id);
+        })
+}
+
+fn unavailable(what: &str, error: &crate::store::StoreError) -> Refusal {
+    tracing::error!(%error, "{what}");
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the store is unavailable; try again",
+    )
+}
+
+/// A stored block as an entry document, with its ETag.
+fn entry_response<S>(
+    shared: &Shared<S>,
+    feed: &FeedConfig,
+    stored: &StoredBlock,
+    status: StatusCode,
+) -> Response {
+    let information_type = shared.config.information_type(feed);
+    let (summary, facts) = summary_of(stored);
+    let document = entry_of(shared, feed, &information_type, &summary, facts);
     let mut response = atom_response(rolie::ENTRY_MEDIA_TYPE, rolie::entry(&document, true));
-    *response.status_mut() = StatusCode::CREATED;
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response
-            .headers_mut()
-            .insert(header::LOCATION, value.clone());
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LOCATION, value);
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(&entry_url(shared, feed, stored.id)) {
+        response.headers_mut().insert(header::CONTENT_LOCATION, value);
     }
-    Ok(cache_headers(
-        response,
-        &format!("\"{}\"", stored.id),
-        Some(stored.label),
-    ))
+    cache_headers(response, &entry_etag(stored), Some(stored.label))
+}
+
+/// An entry's version: its number and label, which every change moves on.
+fn entry_etag(stored: &StoredBlock) -> String {
+    format!("\"{}-{}\"", stored.id, micros(stored.label))
+}
+
+fn entry_url<S>(shared: &Shared<S>, feed: &FeedConfig, id: i64) -> String {
+    format!("{}/entries/{id}", collection_url(shared, feed))
 }
 
 /// A block of a readable feed named by a path, or the refusal to send.
@@ -664,17 +1037,19 @@ async fn member<'c, S: Store + Clone>(
     let Ok(id) = id.parse::<i64>() else {
         return Err(missing());
     };
-    match shared.store.block(&feed.name, id).await {
-        Ok(Some(stored)) => Ok((feed, stored)),
-        Ok(None) => Err(missing()),
-        Err(error) => {
-            tracing::error!(%error, "a ROLIE entry could not be read");
-            Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the store is unavailable; try again",
-            ))
+    let stored = match shared.store.block(&feed.name, id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Err(missing()),
+        Err(error) => return Err(unavailable("a ROLIE entry could not be read", &error)),
+    };
+    if !feed.restrictions.is_empty() {
+        let (_, facts) = summary_of(&stored);
+        if !may_read(feed, &identity, facts.as_ref()) {
+            // As if absent: a restricted entry's existence is not revealed.
+            return Err(missing());
         }
     }
+    Ok((feed, stored))
 }
 
 fn entry_of<S>(
@@ -682,11 +1057,43 @@ fn entry_of<S>(
     feed: &FeedConfig,
     information_type: &str,
     summary: &BlockSummary,
-    csirt: Option<String>,
+    facts: Option<IodefFacts>,
 ) -> Entry {
-    let here = format!("{}/feeds/{}/entries/{}", shared.base, feed.name, summary.id);
+    let here = entry_url(shared, feed, summary.id);
     let mapping = rolie::rolie_mappings().binding(&summary.binding.id);
-    let properties = csirt
+    let facts = facts.unwrap_or_default();
+    let mut categories = vec![Category {
+        scheme: Some(CONTENT_BINDING_SCHEME.to_owned()),
+        term: summary.binding.id.clone(),
+        label: None,
+    }];
+    // CSIRT draft 3.1.2 and 8.1.1: an IODEF entry's purpose and
+    // restriction as categories, which readers are authorized by.
+    for (scheme, term) in [
+        (rolie::IODEF_PURPOSE_SCHEME, &facts.purpose),
+        (rolie::IODEF_RESTRICTION_SCHEME, &facts.restriction),
+    ] {
+        if let Some(term) = term {
+            categories.push(Category {
+                scheme: Some(scheme.to_owned()),
+                term: term.clone(),
+                label: None,
+            });
+        }
+    }
+    let mut links = vec![link("self", here.clone()), link("edit", here.clone())];
+    for template in &feed.entry_links {
+        if let Some(href) = template.href_for(&feed.name, summary.id, facts.csirt_id.as_deref()) {
+            links.push(Link {
+                rel: template.rel.clone(),
+                href,
+                media_type: None,
+                title: template.title.clone(),
+            });
+        }
+    }
+    let properties = facts
+        .csirt_id
         .map(|id| rolie::Property {
             name: rolie::CSIRT_ID_PROPERTY.to_owned(),
             value: id,
@@ -702,30 +1109,31 @@ fn entry_of<S>(
         updated: summary.label,
         published: Some(summary.label),
         information_type: information_type.to_owned(),
-        categories: vec![Category {
-            scheme: Some("urn:taxiway:content-binding".to_owned()),
-            term: summary.binding.id.clone(),
-            label: None,
-        }],
+        categories,
         content: OutOfLine {
             media_type: media_type_of(&summary.binding.id),
             src: format!("{here}/content"),
         },
-        links: vec![link("self", here)],
-        collections: vec![format!("{}/feeds/{}", shared.base, feed.name)],
+        links,
+        collections: vec![collection_url(shared, feed)],
         format: mapping.and_then(|m| m.format.clone()),
         properties,
     }
 }
 
 /// A stored block as a page or an entry shows it.
-fn summary_of(stored: &StoredBlock) -> (BlockSummary, Option<String>) {
+fn summary_of(stored: &StoredBlock) -> (BlockSummary, Option<IodefFacts>) {
     let summary = BlockSummary {
         id: stored.id,
         label: stored.label,
         binding: stored.block.binding.clone(),
     };
-    (summary, rolie::csirt_id(stored.block.content.as_str()))
+    let facts = if is_iodef(&stored.block.binding.id) {
+        rolie::iodef_facts(stored.block.content.as_str())
+    } else {
+        None
+    };
+    (summary, facts)
 }
 
 fn media_type_of(binding: &str) -> String {

@@ -4,7 +4,7 @@ mod bridge;
 
 pub use bridge::*;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -177,6 +177,8 @@ pub enum Right {
     Read,
     Write,
     Subscribe,
+    /// Replacing and removing content already stored (ROLIE PUT, DELETE).
+    Edit,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -279,7 +281,88 @@ pub struct FeedConfig {
     /// first content binding.
     #[serde(default)]
     pub information_type: Option<String>,
+    /// Identities that may replace or remove its content (ROLIE PUT and
+    /// DELETE of an entry). Nobody unless granted: writing is not editing.
+    #[serde(default)]
+    pub editors: Vec<String>,
+    /// Categories of its ROLIE collection besides the information type:
+    /// the CSIRT IODEF purpose and restriction of an IODEF feed (`other`
+    /// and `default` when not given), or a sharing group's own.
+    #[serde(default)]
+    pub categories: Vec<CategoryConfig>,
+    /// Links every entry of its collection carries (`related`, `history`,
+    /// `indicators`...), the href a template of `{feed}`, `{entry}` (the
+    /// entry's number) and `{csirt_id}` (left out of entries without one).
+    #[serde(default)]
+    pub entry_links: Vec<LinkTemplate>,
+    /// Who may read an IODEF entry by its restriction (CSIRT draft 3.1.2):
+    /// restriction value to identities (`anonymous` for anyone who may read
+    /// the feed). An entry whose restriction is not listed is read like the
+    /// feed.
+    #[serde(default)]
+    pub restrictions: BTreeMap<String, Vec<String>>,
 }
+
+/// An `atom:category` a collection carries.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryConfig {
+    pub scheme: String,
+    pub term: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// A link relation written into every entry of a collection.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LinkTemplate {
+    pub rel: String,
+    pub href: String,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+impl LinkTemplate {
+    /// The href for one entry; `None` when it names a CSIRT id the entry lacks.
+    pub fn href_for(&self, feed: &str, entry: i64, csirt_id: Option<&str>) -> Option<String> {
+        if self.href.contains("{csirt_id}") && csirt_id.is_none() {
+            return None;
+        }
+        Some(
+            self.href
+                .replace("{feed}", feed)
+                .replace("{entry}", &entry.to_string())
+                .replace("{csirt_id}", csirt_id.unwrap_or_default()),
+        )
+    }
+}
+
+/// IODEF's restriction values (RFC 7970 3.3.1), the terms of the CSIRT
+/// restriction category.
+pub const IODEF_RESTRICTIONS: &[&str] = &[
+    "public",
+    "partner",
+    "need-to-know",
+    "private",
+    "default",
+    "white",
+    "green",
+    "amber",
+    "red",
+    "ext-value",
+];
+
+/// IODEF's incident purposes (RFC 7970 3.2), the terms of the CSIRT
+/// purpose category.
+pub const IODEF_PURPOSES: &[&str] = &[
+    "traceback",
+    "mitigation",
+    "reporting",
+    "watch",
+    "other",
+    "ext-value",
+];
 
 impl FeedConfig {
     /// Whether `identity` holds `right` on this feed.
@@ -288,10 +371,29 @@ impl FeedConfig {
             Right::Read => &self.readers,
             Right::Write => &self.writers,
             Right::Subscribe => self.subscribers.as_ref().unwrap_or(&self.readers),
+            Right::Edit => &self.editors,
         };
         names.iter().any(|name| {
             name == ANONYMOUS || matches!(identity, Identity::Named(who) if who == name)
         })
+    }
+
+    /// Whether `identity` may read an entry of this feed with this IODEF
+    /// restriction, the feed itself being readable to it.
+    pub fn allows_restricted(&self, restriction: Option<&str>, identity: &Identity) -> bool {
+        let Some(names) = restriction.and_then(|term| self.restrictions.get(term)) else {
+            return true;
+        };
+        names.iter().any(|name| {
+            name == ANONYMOUS || matches!(identity, Identity::Named(who) if who == name)
+        })
+    }
+
+    /// Whether its content may be IODEF (a binding the mappings know as IODEF).
+    pub fn holds_iodef(&self) -> bool {
+        self.content_bindings
+            .iter()
+            .any(|binding| binding.contains("iodef"))
     }
 }
 
@@ -547,6 +649,9 @@ impl Config {
                 ));
             }
         }
+        for feed in &self.feeds {
+            check_feed_rolie(feed)?;
+        }
         let Some(rolie) = &self.rolie else {
             return Ok(());
         };
@@ -617,6 +722,65 @@ impl Config {
             .iter()
             .filter(move |service| service.path == path)
     }
+}
+
+/// A feed's ROLIE categories, links and restrictions are ones a peer can read.
+fn check_feed_rolie(feed: &FeedConfig) -> Result<(), String> {
+    use crate::bindings::rolie::{
+        INFORMATION_TYPE_SCHEME, IODEF_PURPOSE_SCHEME, IODEF_RESTRICTION_SCHEME,
+    };
+    let name = &feed.name;
+    for category in &feed.categories {
+        let (scheme, term) = (category.scheme.as_str(), category.term.as_str());
+        if scheme.trim().is_empty() || term.trim().is_empty() {
+            return Err(format!("feed {name}: a category needs a scheme and a term"));
+        }
+        if scheme == INFORMATION_TYPE_SCHEME {
+            return Err(format!(
+                "feed {name}: give the information type as information_type, not as a category"
+            ));
+        }
+        let allowed = match scheme {
+            IODEF_PURPOSE_SCHEME => IODEF_PURPOSES,
+            IODEF_RESTRICTION_SCHEME => IODEF_RESTRICTIONS,
+            _ => continue,
+        };
+        if !allowed.contains(&term) {
+            return Err(format!(
+                "feed {name}: {term:?} is not one of {allowed:?} ({scheme})"
+            ));
+        }
+        if feed.categories.iter().filter(|c| c.scheme == scheme).count() > 1 {
+            return Err(format!("feed {name}: one {scheme} category at most"));
+        }
+    }
+    if let Some(term) = feed
+        .restrictions
+        .keys()
+        .find(|term| !IODEF_RESTRICTIONS.contains(&term.as_str()))
+    {
+        return Err(format!(
+            "feed {name}: restrictions.{term} is not an IODEF restriction ({IODEF_RESTRICTIONS:?})"
+        ));
+    }
+    for link in &feed.entry_links {
+        let unknown = link
+            .href
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(field, _)| field))
+            .find(|field| !matches!(*field, "feed" | "entry" | "csirt_id"));
+        if link.rel.trim().is_empty() || link.href.trim().is_empty() {
+            return Err(format!("feed {name}: an entry link needs a rel and an href"));
+        }
+        if let Some(field) = unknown {
+            return Err(format!(
+                "feed {name}: entry link {}: {{{field}}} is not {{feed}}, {{entry}} or {{csirt_id}}",
+                link.rel
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 use super::Services;
 use crate::core::*;
 use crate::router::Outgoing;
-use crate::store::{Commit, Committed, NewBlock, NewEgress, PollCursor, Store, StoreError};
+use crate::store::{
+    Commit, Committed, Edit, EditConflict, NewBlock, NewEgress, PollCursor, Store, StoreError,
+};
 
 /// What an ingress hands over: an inbox message and the feeds it is for,
 /// the ingress having checked the sender's right to send it.
@@ -16,6 +18,18 @@ pub struct Intake {
     /// Set when the message may reach this gateway more than once (relayed,
     /// redelivered): taken in once while the key is remembered.
     pub dedup_key: Option<String>,
+    /// Set when the message is new content for a block already stored (a
+    /// ROLIE PUT): what the routes store in that block's feed replaces it.
+    pub replacing: Option<Replacing>,
+}
+
+/// The block a message replaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacing {
+    pub feed: String,
+    pub id: i64,
+    /// The label the block must still have; `None` replaces whatever is there.
+    pub expected: Option<Timestamp>,
 }
 
 /// What became of an intake.
@@ -33,6 +47,8 @@ pub enum Accepted {
     Refused(String),
     /// No feed it is stored in accepts this content binding.
     Unsupported(String),
+    /// The block it replaces is gone or has changed: nothing was done.
+    Conflict(EditConflict),
 }
 
 impl<S: Store + Clone> Services<S> {
@@ -82,6 +98,20 @@ impl<S: Store + Clone> Services<S> {
                 }));
             }
         }
+        let mut edits = Vec::new();
+        if let Some(replacing) = &intake.replacing {
+            let Some(at) = blocks.iter().position(|block| block.feed == replacing.feed) else {
+                return Ok(Accepted::Refused(format!(
+                    "the routes do not keep this content in {}, so it replaces nothing there",
+                    replacing.feed
+                )));
+            };
+            edits.push(Edit::Replace {
+                id: replacing.id,
+                expected: replacing.expected,
+                block: blocks.remove(at),
+            });
+        }
         let mut egress = Vec::with_capacity(plan.forward.len());
         for (destination, outgoing) in &plan.forward {
             egress.push(NewEgress {
@@ -90,7 +120,11 @@ impl<S: Store + Clone> Services<S> {
                 payload: outgoing_payload(outgoing)?,
             });
         }
-        if blocks.is_empty() && egress.is_empty() && cursor.is_none() && intake.dedup_key.is_none()
+        if blocks.is_empty()
+            && edits.is_empty()
+            && egress.is_empty()
+            && cursor.is_none()
+            && intake.dedup_key.is_none()
         {
             return Ok(Accepted::Dropped);
         }
@@ -102,6 +136,7 @@ impl<S: Store + Clone> Services<S> {
                 egress,
                 dedup_key: intake.dedup_key,
                 cursor,
+                edits,
             })
             .await?;
         let stored = match committed {
@@ -109,6 +144,7 @@ impl<S: Store + Clone> Services<S> {
                 metrics::counter!("taxiway_duplicates_total").increment(1);
                 return Ok(Accepted::Duplicate);
             }
+            Committed::Conflict(conflict) => return Ok(Accepted::Conflict(conflict)),
             Committed::Stored(stored) => stored,
         };
         tracing::info!(message_id = %intake.envelope.message.id, blocks = stored.len(), forwarded,
@@ -131,6 +167,38 @@ impl<S: Store + Clone> Services<S> {
                 .collect(),
             forwarded,
         })
+    }
+}
+
+impl<S: Store + Clone> Services<S> {
+    /// Removes a block from its feed if its label is still `expected` (or
+    /// whatever its label, when `None`); the conflict, if it cannot.
+    pub async fn remove(
+        &self,
+        feed: &str,
+        id: i64,
+        expected: Option<Timestamp>,
+    ) -> Result<Option<EditConflict>, StoreError> {
+        let committed = self
+            .store
+            .commit(Commit {
+                edits: vec![Edit::Remove {
+                    feed: feed.to_owned(),
+                    id,
+                    expected,
+                }],
+                ..Commit::default()
+            })
+            .await?;
+        match committed {
+            Committed::Conflict(conflict) => Ok(Some(conflict)),
+            Committed::Stored(_) | Committed::Duplicate => {
+                tracing::info!(feed, block = id, "content block removed");
+                metrics::counter!("taxiway_content_blocks_removed_total", "feed" => feed.to_owned())
+                    .increment(1);
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ pub mod delivery;
 mod intake;
 mod subscriptions;
 
-pub use intake::{Accepted, Intake};
+pub use intake::{Accepted, Intake, Replacing};
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -686,6 +686,7 @@ impl<S: Store + Clone> Services<S> {
         }
         let intake = Intake {
             dedup_key: relay.origin_id.clone(),
+            replacing: None,
             envelope: Envelope {
                 message,
                 origin: Origin {
@@ -722,6 +723,9 @@ impl<S: Store + Clone> Services<S> {
                 "taken in; the routes keep nothing of it",
             ),
             Accepted::Refused(reason) => status(request, dialect, StatusType::Failure, reason),
+            Accepted::Conflict(conflict) => {
+                status(request, dialect, StatusType::Failure, conflict.to_string())
+            }
             Accepted::Unsupported(binding) => detailed_status(
                 request,
                 dialect,

@@ -36,6 +36,42 @@ pub struct Commit {
     pub dedup_key: Option<String>,
     /// A poller's position, advanced with the content it fetched.
     pub cursor: Option<PollCursor>,
+    /// Blocks replaced or removed; checked before anything else of the
+    /// commit is written, which is refused whole if one does not apply.
+    pub edits: Vec<Edit>,
+}
+
+/// A change to a block already stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// New content for a block: it keeps its id and takes the feed's next
+    /// label, so that pollers and subscribers receive it as new content.
+    Replace {
+        id: i64,
+        /// The label the block must still have (its version), if any.
+        expected: Option<Timestamp>,
+        block: NewBlock,
+    },
+    /// The block is gone from its feed, with anything still to push of it.
+    Remove {
+        feed: String,
+        id: i64,
+        expected: Option<Timestamp>,
+    },
+}
+
+impl Edit {
+    /// The feed, block and expected label the edit applies to.
+    pub fn applies_to(&self) -> (&str, i64, Option<Timestamp>) {
+        match self {
+            Edit::Replace {
+                id,
+                expected,
+                block,
+            } => (&block.feed, *id, *expected),
+            Edit::Remove { feed, id, expected } => (feed, *id, *expected),
+        }
+    }
 }
 
 impl Commit {
@@ -53,6 +89,18 @@ pub enum Committed {
     Stored(Vec<StoredBlock>),
     /// Its dedup key was seen already: nothing was stored.
     Duplicate,
+    /// An edit's block is not there, or no longer has the expected label:
+    /// nothing was stored.
+    Conflict(EditConflict),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EditConflict {
+    #[error("the block is not there")]
+    Missing,
+    /// The block's label now.
+    #[error("the block has changed (its label is now {0})")]
+    Changed(Timestamp),
 }
 
 /// A message to deliver to an egress destination.
@@ -272,8 +320,8 @@ pub trait Store: Send + Sync + 'static {
         async move {
             match committing.await? {
                 Committed::Stored(blocks) => Ok(blocks),
-                Committed::Duplicate => Err(StoreError::Invalid(
-                    "a commit without a dedup key cannot be a duplicate".into(),
+                Committed::Duplicate | Committed::Conflict(_) => Err(StoreError::Invalid(
+                    "a commit without a dedup key or edits cannot be refused".into(),
                 )),
             }
         }
@@ -346,7 +394,9 @@ pub trait Store: Send + Sync + 'static {
         query: PollQuery,
     ) -> impl Future<Output = Result<PollExtent, StoreError>> + Send;
 
-    /// The latest label of a feed, if it holds anything.
+    /// The latest label of a feed: of its newest block, or of a later
+    /// removal; `None` while nothing was ever stored in it. Every change to
+    /// a feed moves it on.
     fn latest_label(
         &self,
         feed: &str,

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    BlockSummary, Commit, Committed, DueDelivery, EgressRow, OutboxDepth, OutboxRow, OutboxState,
+    BlockSummary, Commit, Committed, DueDelivery, Edit, EditConflict, EgressRow, NewBlock, OutboxDepth, OutboxRow, OutboxState,
     PollCursor, PollExtent, PollPage, PollQuery, Retry, Store, StoreError, StoredBlock,
     Subscription, SummaryQuery,
 };
@@ -53,7 +53,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_egress_seen_cursors.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_feed_changes.sql"),
+    ),
 ];
+
+/// A feed's latest label: of its newest block or of a later removal.
+const LATEST_LABEL: &str = "SELECT MAX(label) FROM ( \
+     SELECT MAX(label_us) AS label FROM content_blocks WHERE feed = ?1 \
+     UNION ALL SELECT changed_us FROM feed_changes WHERE feed = ?1)";
+
+/// Latest label per feed as committed, kept by the writer and read by
+/// every request that needs it (ROLIE pages, feed information): a feed
+/// not yet in it is read from the database once.
+type LatestLabels = Arc<RwLock<HashMap<String, i64>>>;
 
 // Macros rather than constants: sqlx takes only static SQL, built with concat!.
 macro_rules! subscription_columns {
@@ -89,6 +103,7 @@ pub struct SqliteStore {
     /// SQLite serialises it with the appending writer.
     control: SqlitePool,
     commits: Arc<AtomicU64>,
+    latest: LatestLabels,
     writer: JoinHandle<()>,
 }
 
@@ -128,11 +143,12 @@ impl SqliteStore {
             .map_err(|e| map_error("cannot open the control connection", e))?;
 
         let commits = Arc::new(AtomicU64::new(0));
+        let latest = LatestLabels::default();
         let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer = tokio::spawn(
             Writer {
                 conn,
-                last_labels: HashMap::new(),
+                latest: Arc::clone(&latest),
                 commits: Arc::clone(&commits),
             }
             .run(queue),
@@ -142,6 +158,7 @@ impl SqliteStore {
             readers,
             control,
             commits,
+            latest,
             writer,
         })
     }
@@ -172,11 +189,21 @@ impl Store for SqliteStore {
             && commit.egress.is_empty()
             && commit.dedup_key.is_none()
             && commit.cursor.is_none()
+            && commit.edits.is_empty()
         {
             return Ok(Committed::Stored(Vec::new()));
         }
         // Checked here so that one bad call cannot fail a shared commit.
-        if let Some(block) = commit.blocks.iter().find(|b| b.binding.subtypes.len() > 1) {
+        let replacements = commit.edits.iter().filter_map(|edit| match edit {
+            Edit::Replace { block, .. } => Some(block),
+            Edit::Remove { .. } => None,
+        });
+        if let Some(block) = commit
+            .blocks
+            .iter()
+            .chain(replacements)
+            .find(|b| b.binding.subtypes.len() > 1)
+        {
             return Err(StoreError::Invalid(format!(
                 "a content block carries at most one subtype, got {:?}",
                 block.binding.subtypes
@@ -312,13 +339,22 @@ impl Store for SqliteStore {
     }
 
     async fn latest_label(&self, feed: &str) -> Result<Option<Timestamp>, StoreError> {
-        let latest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(label_us) FROM content_blocks WHERE feed = ?1")
-                .bind(feed)
-                .fetch_one(&self.readers)
-                .await
-                .map_err(|e| map_error("reading the latest label failed", e))?;
-        Ok(latest.map(from_micros))
+        if let Some(&latest) = read_lock(&self.latest).get(feed) {
+            return Ok(Some(from_micros(latest)));
+        }
+        let latest: Option<i64> = sqlx::query_scalar(LATEST_LABEL)
+            .bind(feed)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(|e| map_error("reading the latest label failed", e))?;
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
+        // Only if absent: the writer may have put a later one in meanwhile.
+        let latest = *write_lock(&self.latest)
+            .entry(feed.to_owned())
+            .or_insert(latest);
+        Ok(Some(from_micros(latest)))
     }
 
     async fn create_subscription(&self, subscription: Subscription) -> Result<(), StoreError> {
@@ -793,8 +829,7 @@ fn binding_of(text: &str) -> MessageBinding {
 
 struct Writer {
     conn: SqliteConnection,
-    /// Last label committed per feed, loaded from the table on first use.
-    last_labels: HashMap<String, i64>,
+    latest: LatestLabels,
     commits: Arc<AtomicU64>,
 }
 
@@ -814,7 +849,7 @@ impl Writer {
                 Err(error) => {
                     tracing::error!("a commit of {} appends failed: {error}", batch.len());
                     // The outcome of a failed COMMIT is not certain: reload labels.
-                    self.last_labels.clear();
+                    write_lock(&self.latest).clear();
                     for request in batch.drain(..) {
                         let _ = request.reply.send(Err(copy_error(&error)));
                     }
@@ -822,7 +857,7 @@ impl Writer {
             }
         }
         if let Err(e) = self.conn.close().await {
-            tracing::warn!("closing the store's write connection failed: {e}");
+            tracing::error!("closing the store's write connection failed: {e}");
         }
     }
 
@@ -835,9 +870,12 @@ impl Writer {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| map_error("cannot begin a transaction", e))?;
-        let now = now_micros();
-        // Labels given in this transaction; kept only if it commits.
-        let mut labels: HashMap<&str, i64> = HashMap::new();
+        let mut labels = Labels {
+            now: now_micros(),
+            given: HashMap::new(),
+            committed: &self.latest,
+        };
+        let now = labels.now;
         // Push subscriptions per feed, read inside the transaction so that a
         // subscription committed before it gets every later block.
         let mut pushes: HashMap<&str, Vec<(String, Vec<String>)>> = HashMap::new();
@@ -845,6 +883,10 @@ impl Writer {
 
         for request in batch {
             let commit = &request.commit;
+            if let Some(conflict) = edit_conflict(&mut tx, &commit.edits).await? {
+                answers.push(Committed::Conflict(conflict));
+                continue;
+            }
             if let Some(key) = &commit.dedup_key {
                 let fresh = sqlx::query(
                     "INSERT OR IGNORE INTO seen_messages (key, seen_us) VALUES (?1, ?2)",
@@ -859,35 +901,65 @@ impl Writer {
                     continue;
                 }
             }
-            let mut stored = Vec::with_capacity(commit.blocks.len());
+            let mut stored = Vec::with_capacity(commit.blocks.len() + commit.edits.len());
+            for edit in &commit.edits {
+                match edit {
+                    Edit::Replace { id, block: new, .. } => {
+                        let label = labels.next(&mut tx, &new.feed).await?;
+                        let (kind, content) = content_columns(&new.content);
+                        sqlx::query(
+                            "UPDATE content_blocks SET label_us = ?1, binding_id = ?2, \
+                             subtype = ?3, content_kind = ?4, content = ?5, \
+                             source_message_id = ?6 WHERE id = ?7",
+                        )
+                        .bind(label)
+                        .bind(&new.binding.id)
+                        .bind(new.binding.subtypes.first())
+                        .bind(kind)
+                        .bind(content)
+                        .bind(&new.source_message_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| map_error("replacing a content block failed", e))?;
+                        queue_pushes(&mut tx, &mut pushes, new, *id, now).await?;
+                        stored.push(stored_new(new, *id, label));
+                    }
+                    Edit::Remove { feed, id, .. } => {
+                        // Nothing is left to push of it; what was delivered
+                        // is history of a block that no longer exists.
+                        sqlx::query("DELETE FROM outbox WHERE block_id = ?1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| map_error("removing a block's pushes failed", e))?;
+                        sqlx::query("DELETE FROM content_blocks WHERE id = ?1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| map_error("removing a content block failed", e))?;
+                        let label = labels.next(&mut tx, feed).await?;
+                        sqlx::query(
+                            "INSERT INTO feed_changes (feed, changed_us) VALUES (?1, ?2) \
+                             ON CONFLICT (feed) DO UPDATE SET changed_us = ?2",
+                        )
+                        .bind(feed)
+                        .bind(label)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| map_error("recording a removal failed", e))?;
+                    }
+                }
+            }
             for new in &commit.blocks {
-                let feed = new.feed.as_str();
-                let last = match labels.get(feed).or_else(|| self.last_labels.get(feed)) {
-                    Some(&last) => Some(last),
-                    None => sqlx::query_scalar(
-                        "SELECT MAX(label_us) FROM content_blocks WHERE feed = ?1",
-                    )
-                    .bind(feed)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| map_error("reading the latest label failed", e))?,
-                };
-                let label = match last {
-                    Some(last) => now.max(last.saturating_add(1)),
-                    None => now,
-                };
-                labels.insert(feed, label);
-
-                let (kind, content) = match &new.content {
-                    XmlContent::Text(text) => ("text", text),
-                    XmlContent::Xml(xml) => ("xml", xml),
-                };
+                let label = labels.next(&mut tx, &new.feed).await?;
+                let (kind, content) = content_columns(&new.content);
                 let done = sqlx::query(
                     "INSERT INTO content_blocks \
                      (feed, label_us, binding_id, subtype, content_kind, content, source_message_id) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
-                .bind(feed)
+                .bind(&new.feed)
                 .bind(label)
                 .bind(&new.binding.id)
                 .bind(new.binding.subtypes.first())
@@ -897,37 +969,9 @@ impl Writer {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map_error("storing a content block failed", e))?;
-
                 let block_id = done.last_insert_rowid();
-                if !pushes.contains_key(feed) {
-                    let subscribers = push_subscribers(&mut tx, feed).await?;
-                    pushes.insert(feed, subscribers);
-                }
-                for (subscription, bindings) in &pushes[feed] {
-                    if !bindings.is_empty() && !bindings.contains(&new.binding.id) {
-                        continue;
-                    }
-                    sqlx::query(
-                        "INSERT INTO outbox (subscription_id, block_id, next_attempt_us, state) \
-                         VALUES (?1, ?2, ?3, 'pending')",
-                    )
-                    .bind(subscription)
-                    .bind(block_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map_error("queueing a push failed", e))?;
-                }
-
-                let mut block = ContentBlock::new(new.binding.clone(), new.content.clone());
-                let label = from_micros(label);
-                block.timestamp_label = Some(label);
-                stored.push(StoredBlock {
-                    id: block_id,
-                    feed: new.feed.clone(),
-                    label,
-                    block,
-                });
+                queue_pushes(&mut tx, &mut pushes, new, block_id, now).await?;
+                stored.push(stored_new(new, block_id, label));
             }
             for egress in &commit.egress {
                 sqlx::query(
@@ -972,11 +1016,135 @@ impl Writer {
         tx.commit()
             .await
             .map_err(|e| map_error("committing content blocks failed", e))?;
-        for (feed, label) in labels {
-            self.last_labels.insert(feed.to_owned(), label);
+        let given = labels.given;
+        let mut latest = write_lock(&self.latest);
+        for (feed, label) in given {
+            latest.insert(feed.to_owned(), label);
         }
         Ok(answers)
     }
+}
+
+/// The labels one transaction gives, feed by feed: each after the feed's
+/// last one, whether that was given in this transaction or committed before.
+struct Labels<'a> {
+    now: i64,
+    given: HashMap<&'a str, i64>,
+    committed: &'a LatestLabels,
+}
+
+impl<'a> Labels<'a> {
+    async fn next(&mut self, conn: &mut SqliteConnection, feed: &'a str) -> Result<i64, StoreError> {
+        let known = self
+            .given
+            .get(feed)
+            .copied()
+            .or_else(|| read_lock(self.committed).get(feed).copied());
+        let last = match known {
+            Some(last) => Some(last),
+            None => sqlx::query_scalar(LATEST_LABEL)
+                .bind(feed)
+                .fetch_one(conn)
+                .await
+                .map_err(|e| map_error("reading the latest label failed", e))?,
+        };
+        let label = match last {
+            Some(last) => self.now.max(last.saturating_add(1)),
+            None => self.now,
+        };
+        self.given.insert(feed, label);
+        Ok(label)
+    }
+}
+
+/// Why an edit cannot apply, if one cannot: its block is gone or has
+/// changed since the editor read it.
+async fn edit_conflict(
+    conn: &mut SqliteConnection,
+    edits: &[Edit],
+) -> Result<Option<EditConflict>, StoreError> {
+    for edit in edits {
+        let (feed, id, expected) = edit.applies_to();
+        let label: Option<i64> =
+            sqlx::query_scalar("SELECT label_us FROM content_blocks WHERE id = ?1 AND feed = ?2")
+                .bind(id)
+                .bind(feed)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| map_error("reading a block to edit failed", e))?;
+        match (label, expected) {
+            (None, _) => return Ok(Some(EditConflict::Missing)),
+            (Some(label), Some(expected)) if label != to_micros(expected) => {
+                return Ok(Some(EditConflict::Changed(from_micros(label))));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Queues a block for every push subscription of its feed that wants its
+/// binding and has no push of it pending already (a replaced block's
+/// pending push delivers the new content).
+async fn queue_pushes<'a>(
+    conn: &mut SqliteConnection,
+    pushes: &mut HashMap<&'a str, Vec<(String, Vec<String>)>>,
+    block: &'a NewBlock,
+    block_id: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let feed = block.feed.as_str();
+    if !pushes.contains_key(feed) {
+        let subscribers = push_subscribers(&mut *conn, feed).await?;
+        pushes.insert(feed, subscribers);
+    }
+    for (subscription, bindings) in &pushes[feed] {
+        if !bindings.is_empty() && !bindings.contains(&block.binding.id) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO outbox (subscription_id, block_id, next_attempt_us, state) \
+             SELECT ?1, ?2, ?3, 'pending' WHERE NOT EXISTS ( \
+               SELECT 1 FROM outbox WHERE block_id = ?2 AND subscription_id = ?1 \
+                 AND state = 'pending')",
+        )
+        .bind(subscription)
+        .bind(block_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map_error("queueing a push failed", e))?;
+    }
+    Ok(())
+}
+
+fn content_columns(content: &XmlContent) -> (&'static str, &str) {
+    match content {
+        XmlContent::Text(text) => ("text", text),
+        XmlContent::Xml(xml) => ("xml", xml),
+    }
+}
+
+fn stored_new(new: &NewBlock, id: i64, label: i64) -> StoredBlock {
+    let mut block = ContentBlock::new(new.binding.clone(), new.content.clone());
+    let label = from_micros(label);
+    block.timestamp_label = Some(label);
+    StoredBlock {
+        id,
+        feed: new.feed.clone(),
+        label,
+        block,
+    }
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves a map that is still
+    // whole (each change is one insert): keep using it.
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Active and paused push subscriptions of a feed, with their content

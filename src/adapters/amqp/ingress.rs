@@ -231,6 +231,7 @@ impl<S: Store + Clone> Consumer<S> {
                         Outcome::Ack
                     }
                     Ok(Accepted::Refused(reason)) => Outcome::DeadLetter(reason),
+                    Ok(Accepted::Conflict(conflict)) => Outcome::DeadLetter(conflict.to_string()),
                     Ok(Accepted::Unsupported(binding)) => {
                         Outcome::DeadLetter(format!("no feed it is for accepts {binding}"))
                     }
@@ -298,6 +299,7 @@ impl<S: Store + Clone> Consumer<S> {
         Ok(Intake {
             // Redelivered or relayed again, it is taken in once.
             dedup_key: Some(origin_id.clone()),
+            replacing: None,
             envelope: Envelope {
                 message,
                 origin: Origin {

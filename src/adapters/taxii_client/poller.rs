@@ -197,6 +197,7 @@ async fn commit<S: Store + Clone>(
         },
         feeds,
         dedup_key: None,
+        replacing: None,
     };
     match services
         .accept_with(intake, Some(cursor))
@@ -206,6 +207,7 @@ async fn commit<S: Store + Clone>(
         Accepted::Stored { .. } | Accepted::Dropped | Accepted::Duplicate => Ok(()),
         // Not advanced: what it brought waits until the configuration takes it.
         Accepted::Refused(reason) => Err(format!("the routes refuse what it brought: {reason}")),
+        Accepted::Conflict(conflict) => Err(conflict.to_string()),
         Accepted::Unsupported(binding) => Err(format!(
             "no feed it fills accepts the content binding {binding}"
         )),

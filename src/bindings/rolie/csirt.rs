@@ -5,12 +5,24 @@
 use super::{Format, Limits};
 use crate::bindings::taxii_xml::reader::{Element, XmlCursor};
 
-/// The value of the `urn:ietf:params:rolie:property:csirt:id` property of an
-/// entry holding an IODEF 1 or 2 document: its first incident's IncidentID
-/// `name` attribute followed by the IncidentID text, concatenated as the
-/// CSIRT draft (4.2) says. `None` when the payload is not an IODEF document
-/// or has no IncidentID: the entry then carries no such property.
-pub fn csirt_id(iodef_payload: &str) -> Option<String> {
+/// What the CSIRT extension exposes of an IODEF 1 or 2 document's first
+/// incident.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IodefFacts {
+    /// The `urn:ietf:params:rolie:property:csirt:id` value: the IncidentID
+    /// `name` attribute followed by the IncidentID text (CSIRT draft 4.2).
+    pub csirt_id: Option<String>,
+    /// The incident's `purpose` (the CSIRT purpose category).
+    pub purpose: Option<String>,
+    /// The incident's `restriction`, or the document's when the incident
+    /// has none (the CSIRT restriction category, which decides who may
+    /// read the entry: CSIRT draft 3.1.2).
+    pub restriction: Option<String>,
+}
+
+/// [`IodefFacts`] of a payload; `None` when it is not an IODEF document
+/// with an incident.
+pub fn iodef_facts(iodef_payload: &str) -> Option<IodefFacts> {
     // Payloads are already stored, hence bounded; the default limits still
     // keep a hostile one from costing more than any other document.
     let limits = Limits::default();
@@ -20,26 +32,45 @@ pub fn csirt_id(iodef_payload: &str) -> Option<String> {
     if !is_iodef(&root, "IODEF-Document") || root.empty {
         return None;
     }
+    let attribute = |element: &Element<'_>, name: &str| {
+        element
+            .attribute(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    };
     while let Some(incident) = cursor.next_child(true).ok()? {
         if !is_iodef(&incident, "Incident") {
             skip(&mut cursor, &incident)?;
             continue;
         }
+        let mut facts = IodefFacts {
+            csirt_id: None,
+            purpose: attribute(&incident, "purpose"),
+            restriction: attribute(&incident, "restriction")
+                .or_else(|| attribute(&root, "restriction")),
+        };
         if incident.empty {
-            return None;
+            return Some(facts);
         }
         while let Some(part) = cursor.next_child(true).ok()? {
             if is_iodef(&part, "IncidentID") {
-                let name = part.attribute("name")?.trim().to_owned();
+                let name = part.attribute("name").map(|name| name.trim().to_owned());
                 let id = cursor.text(&part).ok()?;
-                return Some(format!("{name}{}", id.trim()));
+                facts.csirt_id = name.map(|name| format!("{name}{}", id.trim()));
+                return Some(facts);
             }
             skip(&mut cursor, &part)?;
         }
-        // IODEF requires an IncidentID in every Incident; one without is not IODEF.
-        return None;
+        return Some(facts);
     }
     None
+}
+
+/// The `urn:ietf:params:rolie:property:csirt:id` value of an IODEF payload
+/// (see [`IodefFacts::csirt_id`]); `None` for any other payload, whose entry
+/// then carries no such property.
+pub fn csirt_id(iodef_payload: &str) -> Option<String> {
+    iodef_facts(iodef_payload)?.csirt_id
 }
 
 /// The data model of an XML payload, as its root names it: the root's

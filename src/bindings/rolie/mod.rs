@@ -18,9 +18,9 @@ mod tests;
 use crate::core::Timestamp;
 
 pub use crate::bindings::taxii_xml::Limits;
-pub use csirt::{csirt_id, payload_format};
+pub use csirt::{IodefFacts, csirt_id, iodef_facts, payload_format};
 pub use mappings::{BindingMapping, RolieMappings, rolie_mappings};
-pub use read::{read_entry, read_feed, read_service_document};
+pub use read::{read_entry, read_feed, read_service_document, read_xml_payload};
 pub use write::{category_document, entry, entry_to_post, feed, service_document};
 
 pub const ATOM_NAMESPACE: &str = "http://www.w3.org/2005/Atom";
@@ -103,6 +103,9 @@ pub struct Collection {
     pub information_type: Option<String>,
     /// Categories of other schemes.
     pub categories: Vec<Category>,
+    /// An out-of-line category document (`app:categories href`) listing
+    /// the collection's categories.
+    pub category_document: Option<String>,
     /// The `atom:link rel="service"` of the collection.
     pub service: Option<String>,
 }

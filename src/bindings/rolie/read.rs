@@ -29,6 +29,18 @@ pub fn read_entry(
     Ok(entry)
 }
 
+/// Reads a payload that travels by itself (an AtomPub media resource, or
+/// content a peer serves out of line): one XML document, checked as a
+/// payload inside a message is, returned from its root element on.
+pub fn read_xml_payload(input: &[u8], limits: &Limits) -> Result<String, RolieError> {
+    let text = document(input, limits)?;
+    let mut cursor = XmlCursor::new(text, limits);
+    let root = cursor.root()?;
+    let xml = cursor.element(&root)?;
+    cursor.finish()?;
+    Ok(xml)
+}
+
 /// Reads a feed page of a peer's collection. Every entry must have content,
 /// and every information type must be known, as in [`read_entry`].
 pub fn read_feed(
@@ -139,6 +151,7 @@ fn collection<'a>(
         accept: Vec::new(),
         information_type: None,
         categories: Vec::new(),
+        category_document: None,
         service: None,
     };
     each_child(cursor, element, |cursor, child| {
@@ -151,6 +164,10 @@ fn collection<'a>(
                     .accept
                     .push(cursor.text(&child)?.trim().to_owned());
                 Ok(())
+            }
+            (Ns::App, "categories") if child.attribute("href").is_some() => {
+                collection.category_document = optional(&child, "href");
+                skip(cursor, &child)
             }
             (Ns::App, "categories") => each_child(cursor, &child, |cursor, category_element| {
                 if (ns(&category_element), category_element.local) == (Ns::Atom, "category") {

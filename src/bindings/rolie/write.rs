@@ -222,6 +222,10 @@ impl Writer {
             }
             self.end("categories");
         }
+        if let Some(href) = &collection.category_document {
+            self.start("categories", &[("href", Some(href))]);
+            self.end("categories");
+        }
         if let Some(service) = &collection.service {
             self.simple_link("service", service);
         }
