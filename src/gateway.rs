@@ -79,8 +79,7 @@ impl Gateway {
         config.server.listen = local_addr;
         let store = Arc::new(SqliteStore::open(&config.server.data_dir).await?);
         let config = Arc::new(config);
-        let push = PushWorker::start(store.clone(), config.delivery.clone())
-            .map_err(GatewayError::Push)?;
+        let push = PushWorker::start(store.clone(), config.clone()).map_err(GatewayError::Push)?;
         let gateway_id = gateway_id(&config)?;
         let amqp_mappings = Arc::new(amqp_mappings(&config)?);
         let router = Arc::new(crate::router::Router::new(

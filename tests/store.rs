@@ -6,8 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::{ConnectOptions, Connection};
-use taxiway::core::{ContentBinding, Timestamp, XmlContent};
-use taxiway::store::{NewBlock, PollQuery, SqliteStore, Store, StoreError, StoredBlock};
+use taxiway::core::{
+    ContentBinding, Delivery, Dialect, MessageBinding, ProtocolBinding, PushParameters,
+    SubscriptionStatus, Timestamp, XmlContent,
+};
+use taxiway::store::{
+    Commit, Committed, Edit, EditConflict, NewBlock, PollQuery, SqliteStore, Store, StoreError,
+    StoredBlock, Subscription,
+};
 
 const STIX: &str = "urn:stix.mitre.org:xml:1.1.1";
 const CYBOX: &str = "urn:cybox.mitre.org:xml:2.1";
@@ -591,4 +597,199 @@ async fn poll_extent_agrees_with_poll() {
     }
     assert_eq!(checked, 4 * 4 * 3 * 5);
     store.close().await;
+}
+
+fn edit_commit(edit: Edit) -> Commit {
+    Commit {
+        edits: vec![edit],
+        ..Commit::default()
+    }
+}
+
+fn push_subscription(feed: &str) -> Subscription {
+    Subscription {
+        id: format!("sub-{feed}"),
+        feed: feed.to_owned(),
+        status: SubscriptionStatus::Active,
+        delivery: Delivery::Push(PushParameters {
+            protocol: ProtocolBinding::Http,
+            address: "http://127.0.0.1:1/inbox".to_owned(),
+            message_binding: MessageBinding::Xml(Dialect::V11),
+        }),
+        content_bindings: Vec::new(),
+        created: Timestamp::from_unix(1_700_000_000, 0),
+        created_by: None,
+    }
+}
+
+/// A store whose feed has a push subscriber and two blocks, "one" and "two".
+async fn two_blocks_for_a_subscriber(name: &str) -> (TempDir, SqliteStore, Vec<StoredBlock>) {
+    let dir = TempDir::new(name);
+    let store = open(&dir).await;
+    store
+        .create_subscription(push_subscription("feed"))
+        .await
+        .unwrap();
+    let stored = store
+        .append(vec![text("feed", "one"), text("feed", "two")])
+        .await
+        .unwrap();
+    (dir, store, stored)
+}
+
+#[tokio::test]
+async fn a_replaced_block_keeps_its_id_takes_the_next_label_and_is_pushed_once_more() {
+    let (_dir, store, first) = two_blocks_for_a_subscriber("replace").await;
+    let later = Timestamp::from_unix(4_000_000_000, 0);
+    // The first block's push is delivered; the second's is still pending.
+    let due = store.claim_due(later, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    store.mark_delivered(due[0].row.id).await.unwrap();
+
+    let replace = |id, expected, body: &str| Edit::Replace {
+        id,
+        expected,
+        block: text("feed", body),
+    };
+    let committed = store
+        .commit(edit_commit(replace(
+            first[0].id,
+            Some(first[0].label),
+            "one, again",
+        )))
+        .await
+        .unwrap();
+    let Committed::Stored(replaced) = committed else {
+        panic!("{committed:?}");
+    };
+    assert_eq!(replaced[0].id, first[0].id, "same block");
+    assert!(replaced[0].label > first[1].label, "the feed's next label");
+    assert_eq!(
+        store.latest_label("feed").await.unwrap(),
+        Some(replaced[0].label)
+    );
+    let page = store.poll(query("feed", None, None, 10)).await.unwrap();
+    let contents: Vec<&str> = page
+        .blocks
+        .iter()
+        .map(|b| b.block.content.as_str())
+        .collect();
+    assert_eq!(contents, ["two", "one, again"], "moved to the end, once");
+
+    // Its version is now the new label: the old one conflicts.
+    for (expected, conflict) in [
+        (
+            Some(first[0].label),
+            EditConflict::Changed(replaced[0].label),
+        ),
+        (None, EditConflict::Missing),
+    ] {
+        let id = if conflict == EditConflict::Missing {
+            999_999
+        } else {
+            first[0].id
+        };
+        let committed = store
+            .commit(edit_commit(replace(id, expected, "lost update")))
+            .await
+            .unwrap();
+        assert_eq!(committed, Committed::Conflict(conflict));
+    }
+    let page = store.poll(query("feed", None, None, 10)).await.unwrap();
+    assert!(
+        page.blocks
+            .iter()
+            .all(|b| b.block.content.as_str() != "lost update")
+    );
+
+    // Delivered before, so pushed again; the pending push of the other block stays one.
+    let due = store.claim_due(later, 10).await.unwrap();
+    let pushed: Vec<(i64, &str)> = due
+        .iter()
+        .map(|d| (d.block.id, d.block.block.content.as_str()))
+        .collect();
+    assert_eq!(
+        pushed,
+        [(first[1].id, "two"), (first[0].id, "one, again")],
+        "{due:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_block_is_gone_with_its_pushes_and_the_feed_label_moves_on() {
+    let (dir, store, stored) = two_blocks_for_a_subscriber("remove").await;
+    let newest = stored[1].label;
+    let remove = |id, expected| Edit::Remove {
+        feed: "feed".to_owned(),
+        id,
+        expected,
+    };
+    let committed = store
+        .commit(edit_commit(remove(stored[1].id, Some(stored[0].label))))
+        .await
+        .unwrap();
+    assert_eq!(
+        committed,
+        Committed::Conflict(EditConflict::Changed(newest))
+    );
+    let committed = store
+        .commit(edit_commit(remove(stored[1].id, Some(newest))))
+        .await
+        .unwrap();
+    assert!(matches!(committed, Committed::Stored(_)), "{committed:?}");
+    let page = store.poll(query("feed", None, None, 10)).await.unwrap();
+    assert_eq!(page.blocks.len(), 1);
+    assert_eq!(page.blocks[0].id, stored[0].id);
+    assert_eq!(store.block("feed", stored[1].id).await.unwrap(), None);
+    let moved = store.latest_label("feed").await.unwrap().unwrap();
+    assert!(moved > newest, "a removal is a change of the feed");
+    let later = Timestamp::from_unix(4_000_000_000, 0);
+    let due = store.claim_due(later, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "its pending push went with it: {due:?}");
+    assert_eq!(due[0].block.id, stored[0].id);
+    let committed = store
+        .commit(edit_commit(remove(stored[1].id, None)))
+        .await
+        .unwrap();
+    assert_eq!(committed, Committed::Conflict(EditConflict::Missing));
+
+    // The label is durable: after reopening, it stands and the next block follows it.
+    store.close().await;
+    let store = open(&dir).await;
+    assert_eq!(store.latest_label("feed").await.unwrap(), Some(moved));
+    let next = store.append(vec![text("feed", "three")]).await.unwrap();
+    assert!(next[0].label > moved);
+    assert_eq!(
+        store.latest_label("feed").await.unwrap(),
+        Some(next[0].label)
+    );
+}
+
+#[tokio::test]
+async fn a_commit_with_a_conflicting_edit_stores_nothing_of_itself_and_spares_the_others() {
+    let dir = TempDir::new("conflict-batch");
+    let store = Arc::new(open(&dir).await);
+    let stored = store.append(vec![text("feed", "one")]).await.unwrap();
+    let conflicting = Commit {
+        blocks: vec![text("feed", "riding along")],
+        edits: vec![Edit::Remove {
+            feed: "feed".to_owned(),
+            id: stored[0].id,
+            expected: Some(Timestamp::from_unix(1, 0)),
+        }],
+        ..Commit::default()
+    };
+    let (a, b) = tokio::join!(
+        store.commit(conflicting),
+        store.append(vec![text("feed", "independent")])
+    );
+    assert!(matches!(a.unwrap(), Committed::Conflict(_)));
+    b.unwrap();
+    let page = store.poll(query("feed", None, None, 10)).await.unwrap();
+    let contents: Vec<&str> = page
+        .blocks
+        .iter()
+        .map(|b| b.block.content.as_str())
+        .collect();
+    assert_eq!(contents, ["one", "independent"]);
 }

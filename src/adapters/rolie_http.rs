@@ -18,14 +18,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body as HttpBody;
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::extract::Request;
-use axum::middleware::Next;
 use serde::Deserialize;
 
 use crate::auth::{Authenticator, TlsPeer};
@@ -337,8 +337,10 @@ pub async fn forward_slash(
     next: Next,
 ) -> Response {
     let uri = request.uri();
-    let bare_get = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD)
-        && uri.path() == "/"
+    let bare_get = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) && uri.path() == "/"
         && uri.query().is_none_or(str::is_empty);
     if !bare_get {
         return next.run(request).await;
@@ -614,7 +616,8 @@ async fn create<S: Store + Clone>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let done = async {
-        let (identity, feed) = writer(&shared, &name, Right::Write, &headers, peer.as_deref()).await?;
+        let (identity, feed) =
+            writer(&shared, &name, Right::Write, &headers, peer.as_deref()).await?;
         let incoming = incoming(&shared, feed, &headers, body)?;
         let blocks = take_in(&shared, feed, identity, incoming, None).await?;
         let Some(id) = blocks else {
@@ -645,7 +648,8 @@ async fn replace<S: Store + Clone>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let done = async {
-        let (identity, feed) = writer(&shared, &name, Right::Edit, &headers, peer.as_deref()).await?;
+        let (identity, feed) =
+            writer(&shared, &name, Right::Edit, &headers, peer.as_deref()).await?;
         let (id, expected) = precondition(&name, &id, &headers)?;
         let incoming = incoming(&shared, feed, &headers, body)?;
         let replacing = Replacing {
@@ -723,9 +727,10 @@ async fn writer<'c, S>(
             StatusCode::UNAUTHORIZED,
             format!("{name} needs credentials"),
         ),
-        Identity::Named(who) => {
-            Refusal::new(StatusCode::FORBIDDEN, format!("{who} may not {verb} {name}"))
-        }
+        Identity::Named(who) => Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("{who} may not {verb} {name}"),
+        ),
     })
 }
 
@@ -835,9 +840,12 @@ fn incoming<S>(
                 let format = entry.format.clone().or_else(|| rolie::payload_format(&xml));
                 (entry.id, XmlContent::Xml(xml), media_type, format)
             }
-            rolie::IncomingContent::Text { media_type, text } => {
-                (entry.id, XmlContent::Text(text), media_type, entry.format.clone())
-            }
+            rolie::IncomingContent::Text { media_type, text } => (
+                entry.id,
+                XmlContent::Text(text),
+                media_type,
+                entry.format.clone(),
+            ),
             rolie::IncomingContent::OutOfLine { .. } => {
                 // Fetching it would let a writer make the gateway request any URL.
                 return Err(Refusal::new(
@@ -846,24 +854,22 @@ fn incoming<S>(
                 ));
             }
         }
-    } else if accepted_media_types(feed)
-        .iter()
-        .skip(1)
-        .any(|accepted| accepted.eq_ignore_ascii_case(essence))
-    {
+    } else if accepted_media_types(feed).iter().skip(1).any(|accepted| {
+        let accepted = accepted.split(';').next().unwrap_or_default().trim();
+        accepted.eq_ignore_ascii_case(essence)
+    }) {
         // A media entry: the payload by itself.
         let content = if essence.contains("xml") {
             let xml = rolie::read_xml_payload(&body, &limits)
                 .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
             XmlContent::Xml(xml)
         } else {
-            let text = String::from_utf8(body.to_vec()).map_err(|_| {
-                Refusal::new(StatusCode::BAD_REQUEST, "the payload is not UTF-8")
-            })?;
+            let text = String::from_utf8(body.to_vec())
+                .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the payload is not UTF-8"))?;
             XmlContent::Text(text)
         };
         let format = rolie::payload_format(content.as_str());
-        (None, content, essence.to_owned(), format)
+        (None, content, media_type.to_owned(), format)
     } else {
         return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -920,9 +926,7 @@ async fn take_in<S: Store + Clone>(
     replacing: Option<Replacing>,
 ) -> Result<Option<i64>, Refusal> {
     let message = Message::new(
-        incoming
-            .id
-            .unwrap_or_else(|| new_message_id(Dialect::V11)),
+        incoming.id.unwrap_or_else(|| new_message_id(Dialect::V11)),
         Body::Inbox(InboxMessage {
             destination_feeds: vec![feed.name.clone()],
             content_blocks: vec![incoming.block],
@@ -1009,7 +1013,9 @@ fn entry_response<S>(
     let mut response = atom_response(rolie::ENTRY_MEDIA_TYPE, rolie::entry(&document, true));
     *response.status_mut() = status;
     if let Ok(value) = HeaderValue::from_str(&entry_url(shared, feed, stored.id)) {
-        response.headers_mut().insert(header::CONTENT_LOCATION, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LOCATION, value);
     }
     cache_headers(response, &entry_etag(stored), Some(stored.label))
 }

@@ -577,6 +577,8 @@ impl Config {
                 .readers
                 .iter()
                 .chain(&feed.writers)
+                .chain(&feed.editors)
+                .chain(feed.restrictions.values().flatten())
                 .chain(feed.subscribers.iter().flatten());
             for name in granted {
                 if name != ANONYMOUS && !accounts.contains(name.as_str()) {
@@ -750,7 +752,13 @@ fn check_feed_rolie(feed: &FeedConfig) -> Result<(), String> {
                 "feed {name}: {term:?} is not one of {allowed:?} ({scheme})"
             ));
         }
-        if feed.categories.iter().filter(|c| c.scheme == scheme).count() > 1 {
+        if feed
+            .categories
+            .iter()
+            .filter(|c| c.scheme == scheme)
+            .count()
+            > 1
+        {
             return Err(format!("feed {name}: one {scheme} category at most"));
         }
     }
@@ -771,7 +779,9 @@ fn check_feed_rolie(feed: &FeedConfig) -> Result<(), String> {
             .filter_map(|rest| rest.split_once('}').map(|(field, _)| field))
             .find(|field| !matches!(*field, "feed" | "entry" | "csirt_id"));
         if link.rel.trim().is_empty() || link.href.trim().is_empty() {
-            return Err(format!("feed {name}: an entry link needs a rel and an href"));
+            return Err(format!(
+                "feed {name}: an entry link needs a rel and an href"
+            ));
         }
         if let Some(field) = unknown {
             return Err(format!(

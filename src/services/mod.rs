@@ -257,8 +257,14 @@ impl<S: Store + Clone> Services<S> {
         }
     }
 
-    /// A page of a poll: its first chunk read now, the rest as it is sent.
-    async fn page(&self, query: &PollQuery, extent: PollExtent) -> Result<Page, StoreError> {
+    /// A page of a poll: its first chunk read now, the rest as it is sent,
+    /// without the blocks `reader` may not read.
+    async fn page(
+        &self,
+        query: &PollQuery,
+        extent: PollExtent,
+        reader: BlockReader,
+    ) -> Result<Page, StoreError> {
         let mut chunks = chunk_ranges(&extent.blocks).map(|(first, last, count)| PollQuery {
             // Labels are whole microseconds: one before the first excludes none.
             exclusive_begin: Some(first.shifted_nanos(-1_000)),
@@ -272,11 +278,11 @@ impl<S: Store + Clone> Services<S> {
         };
         let rest: Vec<PollQuery> = chunks.collect();
         Ok(Page {
-            first: first.into_iter().map(|stored| stored.block).collect(),
+            first: reader.keep(first),
             count: extent.blocks.len() as u64,
             last: extent.blocks.last().map(|(label, _)| *label),
             more: extent.more,
-            rest: (!rest.is_empty()).then(|| read_chunks(self.store.clone(), rest)),
+            rest: (!rest.is_empty()).then(|| read_chunks(self.store.clone(), rest, reader)),
         })
     }
 
@@ -459,7 +465,9 @@ impl<S: Store + Clone> Services<S> {
             limit: POLL_PAGE,
         };
         let first = self.locate(&query, 1).await?.unwrap_or_default();
-        let page = self.page(&query, first).await?;
+        let page = self
+            .page(&query, first, BlockReader::new(feed, identity))
+            .await?;
         if dialect == Dialect::V11
             && page.more
             && let Some(inclusive_end) = inclusive_end
@@ -599,7 +607,9 @@ impl<S: Store + Clone> Services<S> {
         };
         let parts = match located {
             Some(Ok(extent)) => {
-                let page = self.page(&query, extent).await?;
+                let page = self
+                    .page(&query, extent, BlockReader::new(feed, identity))
+                    .await?;
                 return Ok(result_part(request, dialect, &result, part, page, None));
             }
             Some(Err(parts)) => parts,
@@ -881,18 +891,55 @@ fn chunk_ranges(
 
 /// Reads the chunks of a page one at a time, each when the one before has
 /// been taken.
-fn read_chunks<S: Store>(store: S, chunks: Vec<PollQuery>) -> MoreBlocks {
+fn read_chunks<S: Store>(store: S, chunks: Vec<PollQuery>, reader: BlockReader) -> MoreBlocks {
     Box::pin(futures_util::stream::try_unfold(
-        (store, chunks.into_iter()),
-        |(store, mut chunks)| async move {
+        (store, chunks.into_iter(), reader),
+        |(store, mut chunks, reader)| async move {
             let Some(chunk) = chunks.next() else {
                 return Ok(None);
             };
             let page = store.poll(chunk).await?;
-            let blocks = page.blocks.into_iter().map(|stored| stored.block).collect();
-            Ok(Some((blocks, (store, chunks))))
+            let blocks = reader.keep(page.blocks);
+            Ok(Some((blocks, (store, chunks, reader))))
         },
     ))
+}
+
+/// Who reads a feed's blocks, when the feed restricts some of them.
+#[derive(Clone)]
+struct BlockReader(Option<(FeedConfig, Identity)>);
+
+impl BlockReader {
+    fn new(feed: &FeedConfig, identity: &Identity) -> BlockReader {
+        BlockReader((!feed.restrictions.is_empty()).then(|| (feed.clone(), identity.clone())))
+    }
+
+    fn keep(&self, blocks: Vec<crate::store::StoredBlock>) -> Vec<ContentBlock> {
+        blocks
+            .into_iter()
+            .map(|stored| stored.block)
+            .filter(|block| match &self.0 {
+                Some((feed, identity)) => may_read_block(feed, identity, block),
+                None => true,
+            })
+            .collect()
+    }
+}
+
+/// Whether `identity`, who may read `feed`, may read this block of it: an
+/// IODEF block's restriction decides where the feed lists it (CSIRT draft
+/// 3.1.2), the same over TAXII as over ROLIE.
+pub fn may_read_block(feed: &FeedConfig, identity: &Identity, block: &ContentBlock) -> bool {
+    if feed.restrictions.is_empty() || !block.binding.id.contains("iodef") {
+        return true;
+    }
+    let facts = crate::bindings::rolie::iodef_facts(block.content.as_str());
+    feed.allows_restricted(
+        facts
+            .as_ref()
+            .and_then(|facts| facts.restriction.as_deref()),
+        identity,
+    )
 }
 
 fn hex(text: &str) -> String {

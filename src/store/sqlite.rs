@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{
@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    BlockSummary, Commit, Committed, DueDelivery, Edit, EditConflict, EgressRow, NewBlock, OutboxDepth, OutboxRow, OutboxState,
-    PollCursor, PollExtent, PollPage, PollQuery, Retry, Store, StoreError, StoredBlock,
-    Subscription, SummaryQuery,
+    BlockSummary, Commit, Committed, DueDelivery, Edit, EditConflict, EgressRow, NewBlock,
+    OutboxDepth, OutboxRow, OutboxState, PollCursor, PollExtent, PollPage, PollQuery, Retry, Store,
+    StoreError, StoredBlock, Subscription, SummaryQuery,
 };
 use crate::core::{
     ContentBinding, ContentBlock, Delivery, Dialect, MessageBinding, ProtocolBinding,
@@ -1034,7 +1034,11 @@ struct Labels<'a> {
 }
 
 impl<'a> Labels<'a> {
-    async fn next(&mut self, conn: &mut SqliteConnection, feed: &'a str) -> Result<i64, StoreError> {
+    async fn next(
+        &mut self,
+        conn: &mut SqliteConnection,
+        feed: &'a str,
+    ) -> Result<i64, StoreError> {
         let known = self
             .given
             .get(feed)
@@ -1140,11 +1144,13 @@ fn stored_new(new: &NewBlock, id: i64, label: i64) -> StoredBlock {
 fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves a map that is still
     // whole (each change is one insert): keep using it.
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Active and paused push subscriptions of a feed, with their content

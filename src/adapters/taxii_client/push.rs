@@ -8,9 +8,12 @@
 //! so a retry carries the same id and a receiver can drop the duplicate.
 //! Failures back off exponentially; after `max_attempts` a row is dead until an
 //! operator replays it. A failed row holds back the later rows of its
-//! subscription, so that each subscriber receives its feed in order.
+//! subscription, so that each subscriber receives its feed in order. A block
+//! the subscriber's identity may not read (an IODEF restriction of its feed)
+//! is withheld: its row is settled without a push.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -18,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::TaxiiClient;
 use crate::bindings::taxii_xml;
-use crate::config::DeliveryConfig;
+use crate::config::{Config, DeliveryConfig};
 use crate::core::*;
 use crate::store::{DueDelivery, Retry, Store};
 
@@ -36,7 +39,7 @@ pub struct PushWorker {
 }
 
 impl PushWorker {
-    pub fn start<S: Store>(store: S, config: DeliveryConfig) -> Result<PushWorker, String> {
+    pub fn start<S: Store>(store: S, config: Arc<Config>) -> Result<PushWorker, String> {
         let client = TaxiiClient::new(TIMEOUT, None)?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(store, config, client, stopped));
@@ -55,10 +58,11 @@ impl PushWorker {
 
 async fn run<S: Store>(
     store: S,
-    config: DeliveryConfig,
+    gateway: Arc<Config>,
     client: TaxiiClient,
     mut stop: watch::Receiver<bool>,
 ) {
+    let config = &gateway.delivery;
     loop {
         if *stop.borrow() {
             return;
@@ -77,8 +81,16 @@ async fn run<S: Store>(
             if held.contains(&due.subscription.id) {
                 continue;
             }
+            if withheld(&gateway, &due) {
+                tracing::info!(row = due.row.id, subscription = %due.subscription.id,
+                    "a restricted block is not pushed to this subscriber");
+                if let Err(error) = store.mark_delivered(due.row.id).await {
+                    tracing::error!(%error, row = due.row.id, "cannot record a push outcome");
+                }
+                continue;
+            }
             let outcome = tokio::select! {
-                outcome = deliver(&client, &config, &due) => outcome,
+                outcome = deliver(&client, config, &due) => outcome,
                 _ = stop.changed() => return,
             };
             metrics::counter!("taxiway_push_attempts_total").increment(1);
@@ -112,6 +124,18 @@ async fn run<S: Store>(
             }
         }
     }
+}
+
+/// Whether the subscriber's identity may not read the block.
+fn withheld(gateway: &Config, due: &DueDelivery) -> bool {
+    let Some(feed) = gateway.feed(&due.block.feed) else {
+        return false;
+    };
+    let identity = match &due.subscription.created_by {
+        Some(name) => Identity::Named(name.clone()),
+        None => Identity::Anonymous,
+    };
+    !crate::services::may_read_block(feed, &identity, &due.block.block)
 }
 
 /// One row to its subscriber; `Err` says why it was not acknowledged.
