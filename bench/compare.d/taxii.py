@@ -101,11 +101,11 @@ def fill(args):
 
 
 def full_poll(args):
-    """Polls the whole feed: one Poll_Request, then a Poll_Fulfillment per
-    further result part, then, from the latest label seen, Poll_Requests
-    until one brings nothing (taxiway may end a result before the feed's
-    end; OpenTAXII does not). Prints one JSON line; with --save, keeps every
-    response in order and the feed's labels, oldest first."""
+    """Polls the whole feed: one Poll_Request, a Poll_Fulfillment for each
+    further result part, then again from the latest label seen until a poll
+    brings nothing, so that a server capping a result is still read to the
+    end. Prints one JSON line; with --save, keeps every response in order
+    and the feed's labels."""
     begin, blocks, requests, size, labels, replies = None, 0, 0, 0, [], []
 
     def exchange(body):

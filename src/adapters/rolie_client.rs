@@ -280,8 +280,12 @@ impl Reader {
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| format!("the content at {url} is not UTF-8"))?;
         let xml = media_type.as_deref().is_some_and(|m| m.contains("xml"));
-        let content = match rolie::payload_format(&text) {
-            Some(_) if xml => XmlContent::Xml(text),
+        // Kept as XML only if it is a whole, well-formed document: TAXII
+        // writes XML payloads into its messages as they are. Anything else
+        // travels as text, escaped.
+        let limits = Limits::default();
+        let content = match rolie::read_xml_payload(text.as_bytes(), &limits) {
+            Ok(payload) if xml => XmlContent::Xml(payload),
             _ => XmlContent::Text(text),
         };
         Ok((content, media_type))
