@@ -329,8 +329,9 @@ pub fn service_document_url(config: &Config) -> Option<String> {
 }
 
 /// The forward-slash resource (CSIRT draft 3.1.1, RFC 8322 5.5): `/` is
-/// TAXII's for POST and for the draft's GET form, which always has a query;
-/// a bare GET of it is a ROLIE client's, sent to the service document.
+/// TAXII's for POST and for the draft's GET form (sent with X-TAXII
+/// headers); a bare GET of it is a ROLIE client's, sent to the service
+/// document.
 pub async fn forward_slash(
     State(service_document): State<Arc<str>>,
     request: Request,
@@ -341,7 +342,11 @@ pub async fn forward_slash(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     ) && uri.path() == "/"
-        && uri.query().is_none_or(str::is_empty);
+        && uri.query().is_none_or(str::is_empty)
+        && !request
+            .headers()
+            .keys()
+            .any(|name| name.as_str().starts_with("x-taxii-"));
     if !bare_get {
         return next.run(request).await;
     }
