@@ -29,6 +29,9 @@ pub const POLL_PAGE: usize = 1000;
 /// page, a response holds no more (but a single larger block).
 pub const POLL_CHUNK_BLOCKS: usize = 256;
 pub const POLL_CHUNK_BYTES: u64 = 1 << 20;
+/// Polls returning at most this many blocks are read in one query; larger
+/// ones cost one such read more, which is small beside them.
+const SMALL_POLL_BLOCKS: usize = 32;
 
 /// Content blocks that follow those of a reply's message, read from the
 /// store while the reply is sent. An error ends the stream: the reply is
@@ -257,6 +260,39 @@ impl<S: Store + Clone> Services<S> {
         }
     }
 
+    /// The whole result of a poll in one read, when it is a few blocks (a
+    /// subscriber's steady state); `None` when it is more, to be measured
+    /// and read in chunks. The page is the one [`Services::locate`] finds.
+    async fn small_page(
+        &self,
+        query: &PollQuery,
+        reader: &BlockReader,
+    ) -> Result<Option<Page>, StoreError> {
+        let probe = self
+            .store
+            .poll(PollQuery {
+                limit: SMALL_POLL_BLOCKS,
+                ..query.clone()
+            })
+            .await?;
+        let bytes: u64 = probe
+            .blocks
+            .iter()
+            .map(|stored| stored.block.content.as_str().len() as u64)
+            .sum();
+        let budget = POLL_CHUNK_BYTES.min(self.config.server.max_poll_response_bytes);
+        if probe.more || bytes > budget {
+            return Ok(None);
+        }
+        Ok(Some(Page {
+            count: probe.blocks.len() as u64,
+            last: probe.blocks.last().map(|stored| stored.label),
+            more: false,
+            first: reader.keep(probe.blocks),
+            rest: None,
+        }))
+    }
+
     /// A page of a poll: its first chunk read now, the rest as it is sent,
     /// without the blocks `reader` may not read.
     async fn page(
@@ -464,10 +500,14 @@ impl<S: Store + Clone> Services<S> {
             bindings: served,
             limit: POLL_PAGE,
         };
-        let first = self.locate(&query, 1).await?.unwrap_or_default();
-        let page = self
-            .page(&query, first, BlockReader::new(feed, identity))
-            .await?;
+        let reader = BlockReader::new(feed, identity);
+        let page = match self.small_page(&query, &reader).await? {
+            Some(page) => page,
+            None => {
+                let first = self.locate(&query, 1).await?.unwrap_or_default();
+                self.page(&query, first, reader).await?
+            }
+        };
         if dialect == Dialect::V11
             && page.more
             && let Some(inclusive_end) = inclusive_end
