@@ -172,6 +172,13 @@ async fn an_editor_replaces_and_removes_entries_with_if_match_and_taxii_sees_it(
     )
     .await;
     assert_eq!(status, 412, "a stale version loses no update: {text}");
+    for path in [member.clone(), format!("{member}/content")] {
+        for (tag, expected) in [(replaced_etag.as_str(), 304), (created_etag.as_str(), 200)] {
+            let (status, _, _) =
+                send(address, "GET", &path, &[demo, ("If-None-Match", tag)], b"").await;
+            assert_eq!(status, expected, "{path} with If-None-Match {tag}");
+        }
+    }
     let (status, _, _) = send(
         address,
         "GET",

@@ -209,7 +209,9 @@ async fn service_document<S: Store + Clone>(
             title: feed.name.clone(),
             // An empty accept says no POST: the identity may only read.
             accept: if feed.allows(Right::Write, &identity) {
-                accepted_media_types(feed)
+                std::iter::once(rolie::ENTRY_MEDIA_TYPE.to_owned())
+                    .chain(payload_media_types(feed))
+                    .collect()
             } else {
                 vec![String::new()]
             },
@@ -236,11 +238,11 @@ async fn service_document<S: Store + Clone>(
     )
 }
 
-/// What a collection takes in a POST: entries, and its payloads by
-/// themselves (media entries) in the media types its bindings map to.
-fn accepted_media_types(feed: &FeedConfig) -> Vec<String> {
+/// The media types a collection takes a payload by itself in (a media
+/// entry): those its bindings map to. It takes Atom entries besides.
+fn payload_media_types(feed: &FeedConfig) -> Vec<String> {
     let mappings = rolie::rolie_mappings();
-    let mut accept = vec![rolie::ENTRY_MEDIA_TYPE.to_owned()];
+    let mut accept: Vec<String> = Vec::new();
     for binding in &feed.content_bindings {
         if let Some(mapping) = mappings.binding(binding)
             && !accept.contains(&mapping.media_type)
@@ -517,7 +519,7 @@ async fn page<S: Store + Clone>(
     let mut entries = Vec::with_capacity(blocks.len());
     for summary in &blocks {
         // Only an IODEF payload says more of itself: only then is it read.
-        let facts = if is_iodef(&summary.binding.id) {
+        let facts = if rolie::is_iodef_binding(&summary.binding.id) {
             store
                 .block(&feed.name, summary.id)
                 .await?
@@ -548,10 +550,6 @@ async fn page<S: Store + Clone>(
     Ok(cache_headers(response, &etag, latest))
 }
 
-fn is_iodef(binding: &str) -> bool {
-    binding.contains("iodef")
-}
-
 /// Whether the restriction of an IODEF entry lets `identity` read it
 /// (CSIRT draft 3.1.2); the feed is readable to it already.
 fn may_read(feed: &FeedConfig, identity: &Identity, facts: Option<&IodefFacts>) -> bool {
@@ -567,19 +565,10 @@ async fn entry<S: Store + Clone>(
     peer: Option<Extension<TlsPeer>>,
     headers: HeaderMap,
 ) -> Response {
-    let (feed, stored) = match member(&shared, &name, &id, &headers, peer.as_deref()).await {
-        Ok(found) => found,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let etag = entry_etag(&stored);
-    if not_modified(&headers, &etag, Some(stored.label)) {
-        return cache_headers(
-            StatusCode::NOT_MODIFIED.into_response(),
-            &etag,
-            Some(stored.label),
-        );
+    match changed_member(&shared, &name, &id, &headers, peer.as_deref()).await {
+        Ok((feed, stored)) => entry_response(&shared, feed, &stored, StatusCode::OK),
+        Err(response) => response,
     }
-    entry_response(&shared, feed, &stored, StatusCode::OK)
 }
 
 async fn content<S: Store + Clone>(
@@ -588,18 +577,11 @@ async fn content<S: Store + Clone>(
     peer: Option<Extension<TlsPeer>>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, stored) = match member(&shared, &name, &id, &headers, peer.as_deref()).await {
-        Ok(found) => found,
-        Err(refusal) => return refusal.into_response(),
+    let stored = match changed_member(&shared, &name, &id, &headers, peer.as_deref()).await {
+        Ok((_, stored)) => stored,
+        Err(response) => return response,
     };
     let etag = entry_etag(&stored);
-    if not_modified(&headers, &etag, Some(stored.label)) {
-        return cache_headers(
-            StatusCode::NOT_MODIFIED.into_response(),
-            &etag,
-            Some(stored.label),
-        );
-    }
     let media_type = media_type_of(&stored.block.binding.id);
     let body = match stored.block.content {
         XmlContent::Xml(xml) | XmlContent::Text(xml) => xml,
@@ -813,6 +795,7 @@ fn incoming<S>(
     };
     let mappings = rolie::rolie_mappings();
     let name = &feed.name;
+    let payload_types = payload_media_types(feed);
     let (id, content, media, format) = if essence.eq_ignore_ascii_case("application/atom+xml") {
         let entry = rolie::read_entry(&body, &limits, mappings)
             .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
@@ -859,7 +842,7 @@ fn incoming<S>(
                 ));
             }
         }
-    } else if accepted_media_types(feed).iter().skip(1).any(|accepted| {
+    } else if payload_types.iter().any(|accepted| {
         let accepted = accepted.split(';').next().unwrap_or_default().trim();
         accepted.eq_ignore_ascii_case(essence)
     }) {
@@ -881,7 +864,7 @@ fn incoming<S>(
             format!(
                 "send an Atom entry ({}) or a payload in one of {:?}, not {media_type:?}",
                 rolie::ENTRY_MEDIA_TYPE,
-                &accepted_media_types(feed)[1..]
+                payload_types
             ),
         ));
     };
@@ -1034,31 +1017,43 @@ fn entry_url<S>(shared: &Shared<S>, feed: &FeedConfig, id: i64) -> String {
     format!("{}/entries/{id}", collection_url(shared, feed))
 }
 
-/// A block of a readable feed named by a path, or the refusal to send.
-async fn member<'c, S: Store + Clone>(
+/// A block of a readable feed named by a path; or the refusal to send, or
+/// the 304 when the client's copy of it is current.
+async fn changed_member<'c, S: Store + Clone>(
     shared: &'c Shared<S>,
     name: &str,
     id: &str,
     headers: &HeaderMap,
     peer: Option<&TlsPeer>,
-) -> Result<(&'c FeedConfig, StoredBlock), Refusal> {
-    let identity = identity(shared, headers, peer).await?;
-    let feed = readable(shared, name, &identity)?;
+) -> Result<(&'c FeedConfig, StoredBlock), Response> {
+    let refused = IntoResponse::into_response;
+    let identity = identity(shared, headers, peer).await.map_err(refused)?;
+    let feed = readable(shared, name, &identity).map_err(refused)?;
     let missing = || Refusal::new(StatusCode::NOT_FOUND, format!("no entry {id} in {name}"));
     let Ok(id) = id.parse::<i64>() else {
-        return Err(missing());
+        return Err(missing().into_response());
     };
     let stored = match shared.store.block(&feed.name, id).await {
         Ok(Some(stored)) => stored,
-        Ok(None) => return Err(missing()),
-        Err(error) => return Err(unavailable("a ROLIE entry could not be read", &error)),
+        Ok(None) => return Err(missing().into_response()),
+        Err(error) => {
+            return Err(unavailable("a ROLIE entry could not be read", &error).into_response());
+        }
     };
     if !feed.restrictions.is_empty() {
         let (_, facts) = summary_of(&stored);
         if !may_read(feed, &identity, facts.as_ref()) {
             // As if absent: a restricted entry's existence is not revealed.
-            return Err(missing());
+            return Err(missing().into_response());
         }
+    }
+    let etag = entry_etag(&stored);
+    if not_modified(headers, &etag, Some(stored.label)) {
+        return Err(cache_headers(
+            StatusCode::NOT_MODIFIED.into_response(),
+            &etag,
+            Some(stored.label),
+        ));
     }
     Ok((feed, stored))
 }
@@ -1139,7 +1134,7 @@ fn summary_of(stored: &StoredBlock) -> (BlockSummary, Option<IodefFacts>) {
         label: stored.label,
         binding: stored.block.binding.clone(),
     };
-    let facts = if is_iodef(&stored.block.binding.id) {
+    let facts = if rolie::is_iodef_binding(&stored.block.binding.id) {
         rolie::iodef_facts(stored.block.content.as_str())
     } else {
         None

@@ -393,7 +393,7 @@ impl FeedConfig {
     pub fn holds_iodef(&self) -> bool {
         self.content_bindings
             .iter()
-            .any(|binding| binding.contains("iodef"))
+            .any(|binding| crate::bindings::rolie::is_iodef_binding(binding))
     }
 }
 

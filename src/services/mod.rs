@@ -970,7 +970,8 @@ impl BlockReader {
 /// IODEF block's restriction decides where the feed lists it (CSIRT draft
 /// 3.1.2), the same over TAXII as over ROLIE.
 pub fn may_read_block(feed: &FeedConfig, identity: &Identity, block: &ContentBlock) -> bool {
-    if feed.restrictions.is_empty() || !block.binding.id.contains("iodef") {
+    if feed.restrictions.is_empty() || !crate::bindings::rolie::is_iodef_binding(&block.binding.id)
+    {
         return true;
     }
     let facts = crate::bindings::rolie::iodef_facts(block.content.as_str());

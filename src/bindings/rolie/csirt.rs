@@ -20,6 +20,12 @@ pub struct IodefFacts {
     pub restriction: Option<String>,
 }
 
+/// Whether a content binding is IODEF (1 or 2), whose payloads the CSIRT
+/// extension reads: [`iodef_facts`].
+pub fn is_iodef_binding(content_binding: &str) -> bool {
+    content_binding.starts_with("urn:ietf:params:xml:ns:iodef-")
+}
+
 /// [`IodefFacts`] of a payload; `None` when it is not an IODEF document
 /// with an incident.
 pub fn iodef_facts(iodef_payload: &str) -> Option<IodefFacts> {

@@ -18,7 +18,7 @@ mod tests;
 use crate::core::Timestamp;
 
 pub use crate::bindings::taxii_xml::Limits;
-pub use csirt::{IodefFacts, csirt_id, iodef_facts, payload_format};
+pub use csirt::{IodefFacts, csirt_id, iodef_facts, is_iodef_binding, payload_format};
 pub use mappings::{BindingMapping, RolieMappings, rolie_mappings};
 pub use read::{read_entry, read_feed, read_service_document, read_xml_payload};
 pub use write::{category_document, entry, entry_to_post, feed, service_document};
