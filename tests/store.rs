@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{ConnectOptions, Connection};
 use taxiway::core::{
     ContentBinding, Delivery, Dialect, MessageBinding, ProtocolBinding, PushParameters,
     SubscriptionStatus, Timestamp, XmlContent,
@@ -92,16 +91,16 @@ async fn open(dir: &TempDir) -> SqliteStore {
 }
 
 /// A connection of the test's own, beside the store's.
-async fn raw_connection(dir: &TempDir) -> sqlx::SqliteConnection {
-    raw_connection_at(dir.path()).await
+fn raw_connection(dir: &TempDir) -> rusqlite::Connection {
+    raw_connection_at(dir.path())
 }
 
-async fn raw_connection_at(data_dir: &Path) -> sqlx::SqliteConnection {
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(data_dir.join("taxiway.sqlite3"))
-        .connect()
-        .await
-        .expect("open the database directly")
+fn raw_connection_at(data_dir: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(data_dir.join("taxiway.sqlite3"))
+        .expect("open the database directly");
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("set a busy timeout");
+    conn
 }
 
 #[tokio::test]
@@ -115,13 +114,12 @@ async fn open_creates_the_directory_and_an_empty_store() {
     assert!(!page.more);
     assert!(store.append(Vec::new()).await.unwrap().is_empty());
     assert_eq!(store.commits(), 0);
-    let mut conn = raw_connection_at(&dir.path().join("a/b")).await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
-        .await
+    let conn = raw_connection_at(&dir.path().join("a/b"));
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    conn.close().await.unwrap();
+    drop(conn);
     store.close().await;
 }
 
@@ -437,17 +435,13 @@ async fn data_survives_closing_and_reopening() {
     // A label in the future (a clock that went back) is continued from after a
     // reopen: the writer loads the last label from the table.
     let future_us = micros(second[0].label) + 3_600_000_000;
-    let mut conn = raw_connection(&dir).await;
-    sqlx::query(
-        "INSERT INTO content_blocks (feed, label_us, binding_id, subtype, content_kind, content, source_message_id) \
-         VALUES ('feed', ?1, ?2, NULL, 'text', 'future', '1')",
-    )
-    .bind(i64::try_from(future_us).unwrap())
-    .bind(STIX)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
+    raw_connection(&dir)
+        .execute(
+            "INSERT INTO content_blocks (feed, label_us, binding_id, subtype, content_kind, content, content_bytes, source_message_id) \
+             VALUES ('feed', ?1, ?2, NULL, 'text', 'future', 6, '1')",
+            rusqlite::params![i64::try_from(future_us).unwrap(), STIX],
+        )
+        .unwrap();
 
     let store = open(&dir).await;
     let third = store.append(vec![text("feed", "four")]).await.unwrap();
@@ -464,15 +458,58 @@ async fn data_survives_closing_and_reopening() {
 }
 
 #[tokio::test]
+async fn a_database_of_an_earlier_schema_is_brought_up_to_date_with_its_blocks_measured() {
+    let dir = TempDir::new("earlier");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    // The schema as version 4 left it, with a block stored then.
+    let conn = raw_connection(&dir);
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY); \
+         INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4);",
+    )
+    .unwrap();
+    for migration in [
+        include_str!("../migrations/sqlite/0001_content_blocks.sql"),
+        include_str!("../migrations/sqlite/0002_subscriptions_outbox.sql"),
+        include_str!("../migrations/sqlite/0003_egress_seen_cursors.sql"),
+        include_str!("../migrations/sqlite/0004_feed_changes.sql"),
+    ] {
+        conn.execute_batch(migration).unwrap();
+    }
+    conn.execute(
+        "INSERT INTO content_blocks (feed, label_us, binding_id, subtype, content_kind, content, source_message_id) \
+         VALUES ('feed', 1000000, ?1, NULL, 'text', 'été', '1')",
+        [STIX],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(&dir).await;
+    let extent = store
+        .poll_extent(query("feed", None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        extent.blocks,
+        [(Timestamp::from_unix(1, 0), "été".len() as u64)],
+        "sized in bytes by the migration"
+    );
+    let later = store.append(vec![text("feed", "later")]).await.unwrap();
+    let extent = store
+        .poll_extent(query("feed", None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(extent.blocks[1], (later[0].label, 5));
+    store.close().await;
+}
+
+#[tokio::test]
 async fn a_database_from_a_newer_version_is_refused() {
     let dir = TempDir::new("newer");
     open(&dir).await.close().await;
-    let mut conn = raw_connection(&dir).await;
-    sqlx::query("INSERT INTO schema_migrations (version) VALUES (9999)")
-        .execute(&mut conn)
-        .await
+    raw_connection(&dir)
+        .execute("INSERT INTO schema_migrations (version) VALUES (9999)", [])
         .unwrap();
-    conn.close().await.unwrap();
 
     match SqliteStore::open(dir.path()).await {
         Err(StoreError::Corrupt(reason)) => assert!(reason.contains("9999"), "{reason}"),
@@ -504,13 +541,12 @@ async fn a_failed_commit_stores_nothing_of_the_call_and_the_store_goes_on() {
     let store = open(&dir).await;
     let before = store.append(vec![text("good", "0")]).await.unwrap();
     // A trigger of the test's own makes one feed's inserts fail.
-    let mut conn = raw_connection(&dir).await;
-    sqlx::query(
+    let conn = raw_connection(&dir);
+    conn.execute(
         "CREATE TRIGGER poison BEFORE INSERT ON content_blocks WHEN NEW.feed = 'poison' \
          BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        [],
     )
-    .execute(&mut conn)
-    .await
     .unwrap();
 
     let result = store
@@ -533,11 +569,8 @@ async fn a_failed_commit_stores_nothing_of_the_call_and_the_store_goes_on() {
         before
     );
 
-    sqlx::query("DROP TRIGGER poison")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    conn.execute("DROP TRIGGER poison", []).unwrap();
+    drop(conn);
     let after = store.append(vec![text("good", "4")]).await.unwrap();
     assert!(after[0].label > before[0].label);
     assert_eq!(
@@ -675,6 +708,18 @@ async fn a_replaced_block_keeps_its_id_takes_the_next_label_and_is_pushed_once_m
         .map(|b| b.block.content.as_str())
         .collect();
     assert_eq!(contents, ["two", "one, again"], "moved to the end, once");
+    let extent = store
+        .poll_extent(query("feed", None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        extent.blocks,
+        page.blocks
+            .iter()
+            .map(|b| (b.label, b.block.content.as_str().len() as u64))
+            .collect::<Vec<_>>(),
+        "the extent measures the new content"
+    );
 
     // Its version is now the new label: the old one conflicts.
     for (expected, conflict) in [

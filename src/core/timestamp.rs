@@ -132,30 +132,96 @@ impl Ord for Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// Written into a buffer of its own and handed over at once: a poll
+    /// response writes one per block, and formatting machinery per field
+    /// showed in its profile.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Ascii::default();
         if self.year < 0 {
-            write!(f, "-{:04}", -i64::from(self.year))?;
-        } else {
-            write!(f, "{:04}", self.year)?;
+            text.push(b'-');
         }
-        write!(
-            f,
-            "-{:02}-{:02}T{:02}:{:02}:{:02}",
-            self.month, self.day, self.hour, self.minute, self.second
-        )?;
+        text.number(u64::from(self.year.unsigned_abs()), 4);
+        for (separator, field) in [
+            (b'-', self.month),
+            (b'-', self.day),
+            (b'T', self.hour),
+            (b':', self.minute),
+            (b':', self.second),
+        ] {
+            text.push(separator);
+            text.number(u64::from(field), 2);
+        }
         if self.nanosecond != 0 {
-            let digits = format!("{:09}", self.nanosecond);
-            write!(f, ".{}", digits.trim_end_matches('0'))?;
+            let mut fraction = self.nanosecond;
+            let mut digits = 9;
+            while fraction.is_multiple_of(10) {
+                fraction /= 10;
+                digits -= 1;
+            }
+            text.push(b'.');
+            text.number(u64::from(fraction), digits);
         }
         match self.offset_minutes {
-            None => Ok(()),
-            Some(0) => f.write_str("Z"),
+            None => {}
+            Some(0) => text.push(b'Z'),
             Some(offset) => {
-                let sign = if offset < 0 { '-' } else { '+' };
+                text.push(if offset < 0 { b'-' } else { b'+' });
                 let offset = offset.unsigned_abs();
-                write!(f, "{sign}{:02}:{:02}", offset / 60, offset % 60)
+                text.number(u64::from(offset / 60), 2);
+                text.push(b':');
+                text.number(u64::from(offset % 60), 2);
             }
         }
+        f.write_str(text.as_str())
+    }
+}
+
+/// ASCII written into a fixed buffer, long enough for any timestamp: a
+/// sign, ten digits of year, five two- or three-digit fields, nine of
+/// fraction and an offset come to at most 56 bytes.
+struct Ascii {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Ascii {
+    fn default() -> Self {
+        Ascii {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Ascii {
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    /// `value` in decimal, zero-padded to `width` digits.
+    fn number(&mut self, mut value: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        for _ in digits.len() - start..width {
+            self.push(b'0');
+        }
+        for &digit in &digits[start..] {
+            self.push(digit);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever pushed.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod delivery;
 mod intake;
+mod parts;
 mod subscriptions;
 
 pub use intake::{Accepted, Intake, Replacing};
@@ -78,6 +79,7 @@ pub struct Services<S> {
     store: S,
     router: Arc<Router>,
     public_url: String,
+    part_starts: Arc<parts::PartStarts>,
 }
 
 impl<S: Store + Clone> Services<S> {
@@ -88,6 +90,7 @@ impl<S: Store + Clone> Services<S> {
             store,
             router,
             public_url,
+            part_starts: Arc::default(),
         }
     }
 
@@ -225,8 +228,10 @@ impl<S: Store + Clone> Services<S> {
         part: u64,
     ) -> Result<Result<PollExtent, u64>, StoreError> {
         let budget = self.config.server.max_poll_response_bytes;
-        let mut exclusive_begin = query.exclusive_begin;
-        let mut number = 1;
+        let (mut number, mut exclusive_begin) = match self.part_starts.get(query, part) {
+            Some(after) => (part, Some(after)),
+            None => (1, query.exclusive_begin),
+        };
         loop {
             let mut extent = self
                 .store
@@ -248,6 +253,11 @@ impl<S: Store + Clone> Services<S> {
             if fit < extent.blocks.len() {
                 extent.blocks.truncate(fit);
                 extent.more = true;
+            }
+            if extent.more
+                && let Some(&(last, _)) = extent.blocks.last()
+            {
+                self.part_starts.remember(query, number + 1, last);
             }
             if number == part {
                 return Ok(Ok(extent));

@@ -1,25 +1,28 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! One writer task owns the only write connection and commits whatever
-//! `append` calls are queued in one transaction (group commit): a durable
+//! One writer thread owns the only write connection and commits whatever
+//! `commit` calls are queued in one transaction (group commit): a durable
 //! commit costs an fsync, so sharing it is what lets many requests a second
 //! through. Being the only writer also makes labels simple: they are assigned
 //! in commit order, so a label never becomes visible after a later one.
-//! Reads go through a separate pool of read-only connections.
+//! Reads go through a few read-only connections, each used by one blocking
+//! thread at a time.
+//!
+//! SQLite is called synchronously (rusqlite), a whole transaction or read on
+//! one thread: a driver that crosses threads at every statement and row
+//! (sqlx's SQLite worker) made each group commit wait for the scheduler
+//! dozens of times, and the one writer is what every inbox request waits for.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
 };
-use sqlx::{ConnectOptions, Connection, Row};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
     BlockSummary, Commit, Committed, DueDelivery, Edit, EditConflict, EgressRow, NewBlock,
@@ -33,11 +36,18 @@ use crate::core::{
 
 const DATABASE_FILE: &str = "taxiway.sqlite3";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most `append` calls committed together; bounds one transaction's size.
+/// Most `commit` calls committed together; bounds one transaction's size.
 const MAX_REQUESTS_PER_COMMIT: usize = 512;
-/// Calls waiting for the writer before `append` waits to enqueue.
+/// Calls waiting for the writer before `commit` waits to enqueue.
 const QUEUE_CAPACITY: usize = 4096;
-const READ_CONNECTIONS: u32 = 4;
+const READ_CONNECTIONS: usize = 4;
+/// Page cache of a read connection (SQLite's default is 2 MiB): a large
+/// poll streams through pages it reads once, and would leave every read
+/// connection's cache full of them; the operating system's file cache
+/// keeps the file's hot pages anyway, outside the gateway's memory.
+const READ_CACHE_KIB: i64 = 256;
+/// Prepared statements kept per connection: more than any one uses.
+const STATEMENT_CACHE: usize = 64;
 
 /// Schema migrations in the order they apply; a version is never reused.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -57,6 +67,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_feed_changes.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_content_bytes.sql"),
+    ),
 ];
 
 /// A feed's latest label: of its newest block or of a later removal.
@@ -69,7 +83,7 @@ const LATEST_LABEL: &str = "SELECT MAX(label) FROM ( \
 /// not yet in it is read from the database once.
 type LatestLabels = Arc<RwLock<HashMap<String, i64>>>;
 
-// Macros rather than constants: sqlx takes only static SQL, built with concat!.
+// Macros rather than constants, so that statements stay literals (concat!).
 macro_rules! subscription_columns {
     () => {
         "s.id AS s_id, s.feed AS s_feed, s.status AS s_status, \
@@ -88,6 +102,38 @@ macro_rules! outbox_columns {
     };
 }
 
+/// A block's columns, first in every statement that reads blocks, so that
+/// [`stored_block`] reads them by position.
+macro_rules! block_columns {
+    () => {
+        "b.id, b.label_us, b.binding_id, b.subtype, b.content_kind, b.content"
+    };
+}
+
+const POLL_BLOCKS: &str = concat!(
+    "SELECT ",
+    block_columns!(),
+    " FROM content_blocks b \
+     WHERE b.feed = ?1 AND b.label_us > ?2 AND b.label_us <= ?3 \
+       AND (?4 = 0 OR b.binding_id IN (SELECT value FROM json_each(?5))) \
+     ORDER BY b.label_us \
+     LIMIT ?6"
+);
+
+// Answered from the content_blocks_extent index alone.
+const POLL_EXTENT: &str = "SELECT label_us, content_bytes FROM content_blocks \
+     WHERE feed = ?1 AND label_us > ?2 AND label_us <= ?3 \
+       AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5))) \
+     ORDER BY label_us \
+     LIMIT ?6";
+
+macro_rules! egress_rows {
+    () => {
+        "SELECT id, destination, message_id, payload, attempts, state, last_error, progress \
+         FROM egress_outbox"
+    };
+}
+
 type Reply = oneshot::Sender<Result<Committed, StoreError>>;
 
 struct CommitRequest {
@@ -98,68 +144,82 @@ struct CommitRequest {
 /// Hosted feeds in `DATA_DIR/taxiway.sqlite3`.
 pub struct SqliteStore {
     requests: mpsc::Sender<CommitRequest>,
-    readers: SqlitePool,
+    readers: Arc<Connections>,
     /// One connection for the small writes of subscriptions and the outbox;
-    /// SQLite serialises it with the appending writer.
-    control: SqlitePool,
+    /// SQLite serialises it with the writer.
+    control: Arc<Connections>,
     commits: Arc<AtomicU64>,
     latest: LatestLabels,
-    writer: JoinHandle<()>,
+    /// Answers once the writer has committed what was queued and closed.
+    writer_done: oneshot::Receiver<()>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir` and brings its
     /// schema up to date. A database written by a newer version is refused.
     pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        let data_dir = data_dir.to_owned();
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(&data_dir))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the store failed: {e}")))?
+    }
+
+    fn open_blocking(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DATABASE_FILE);
-        let base = SqliteConnectOptions::new()
-            .filename(&path)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-
-        let mut conn = base
-            .clone()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .connect()
-            .await
-            .map_err(|e| map_error(&format!("cannot open {}", path.display()), e))?;
-        migrate(&mut conn).await?;
+        let mut conn = connect(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| map_error("cannot enter WAL mode", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "{} stays in journal mode {mode}, not WAL",
+                path.display()
+            )));
+        }
+        migrate(&mut conn)?;
 
         // Read-only, so that nothing but the writer can ever write.
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .connect_with(base.clone().read_only(true))
-            .await
-            .map_err(|e| map_error("cannot open the read connections", e))?;
-        let control = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(base)
-            .await
-            .map_err(|e| map_error("cannot open the control connection", e))?;
+        let readers = (0..READ_CONNECTIONS)
+            .map(|_| {
+                let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                conn.pragma_update(None, "cache_size", -READ_CACHE_KIB)
+                    .map_err(|e| map_error("cannot size the page cache", e))?;
+                Ok(conn)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let control = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
 
         let commits = Arc::new(AtomicU64::new(0));
         let latest = LatestLabels::default();
         let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = tokio::spawn(
-            Writer {
-                conn,
-                latest: Arc::clone(&latest),
-                commits: Arc::clone(&commits),
-            }
-            .run(queue),
-        );
+        let writer = Writer {
+            conn,
+            latest: Arc::clone(&latest),
+            commits: Arc::clone(&commits),
+        };
+        let (finished, writer_done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                writer.run(queue);
+                let _ = finished.send(());
+            })
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the store's writer: {e}"))
+            })?;
         Ok(SqliteStore {
             requests,
-            readers,
-            control,
+            readers: Connections::new(readers),
+            control: Connections::new(vec![control]),
             commits,
             latest,
-            writer,
+            writer_done,
         })
     }
 
@@ -173,11 +233,73 @@ impl SqliteStore {
     /// the store does the same in the background.
     pub async fn close(self) {
         drop(self.requests);
-        if let Err(e) = self.writer.await {
-            tracing::error!("the store's writer task failed: {e}");
+        if self.writer_done.await.is_err() {
+            tracing::error!("the store's writer thread failed");
         }
-        self.readers.close().await;
-        self.control.close().await;
+    }
+}
+
+/// A connection with the settings every one of the store's has.
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| map_error(&format!("cannot open {}", path.display()), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| map_error("cannot set the busy timeout", e))?;
+    // FULL: a commit the writer reports is on disk, even after a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| map_error("cannot set synchronous", e))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(|e| map_error("cannot enforce foreign keys", e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Connections lent to blocking threads, one caller per connection at a
+/// time, so that async callers never block a runtime worker on SQLite.
+struct Connections {
+    slots: Vec<Mutex<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Connections {
+    fn new(connections: Vec<Connection>) -> Arc<Connections> {
+        Arc::new(Connections {
+            permits: Arc::new(Semaphore::new(connections.len())),
+            slots: connections.into_iter().map(Mutex::new).collect(),
+        })
+    }
+
+    /// Runs `work` on a free connection on a blocking thread.
+    async fn with<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        let connections = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            // Declared before the connection, so released after it.
+            let _permit = permit;
+            let conn = connections.free().ok_or_else(|| {
+                StoreError::Unavailable("no free connection despite a permit".into())
+            })?;
+            work(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("a store thread failed: {e}")))?
+    }
+
+    fn free(&self) -> Option<MutexGuard<'_, Connection>> {
+        self.slots.iter().find_map(|slot| match slot.try_lock() {
+            Ok(conn) => Some(conn),
+            // A panic while reading leaves the connection usable: nothing
+            // of a transaction is left open on a read or a single statement.
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        })
     }
 }
 
@@ -220,133 +342,116 @@ impl Store for SqliteStore {
     }
 
     async fn poll(&self, query: PollQuery) -> Result<PollPage, StoreError> {
-        let begin = query.exclusive_begin.map_or(i64::MIN, to_micros);
-        let end = query.inclusive_end.map_or(i64::MAX, to_micros);
-        // One more than asked tells whether there is more.
-        let limit = i64::try_from(query.limit)
-            .unwrap_or(i64::MAX)
-            .saturating_add(1);
-        // A JSON array keeps the statement fixed whatever the number of bindings.
-        let bindings = serde_json::to_string(&query.bindings)
-            .map_err(|e| StoreError::Unavailable(format!("cannot encode the bindings: {e}")))?;
-        let rows = sqlx::query(
-            "SELECT id, label_us, binding_id, subtype, content_kind, content \
-             FROM content_blocks \
-             WHERE feed = ?1 AND label_us > ?2 AND label_us <= ?3 \
-               AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5))) \
-             ORDER BY label_us \
-             LIMIT ?6",
-        )
-        .bind(&query.feed)
-        .bind(begin)
-        .bind(end)
-        .bind(i64::from(!query.bindings.is_empty()))
-        .bind(bindings)
-        .bind(limit)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("poll failed", e))?;
-
-        let more = rows.len() > query.limit;
-        let blocks = rows
-            .iter()
-            .take(query.limit)
-            .map(|row| stored_block(&query.feed, row, "id"))
-            .collect::<Result<_, _>>()?;
-        Ok(PollPage { blocks, more })
+        self.readers
+            .with(move |conn| {
+                let (blocks, more) = select_limited(
+                    conn,
+                    "poll failed",
+                    POLL_BLOCKS,
+                    poll_parameters(&query)?,
+                    query.limit,
+                    |row| stored_block(&query.feed, row),
+                )?;
+                Ok(PollPage { blocks, more })
+            })
+            .await
     }
 
     async fn summaries(&self, query: SummaryQuery) -> Result<Vec<BlockSummary>, StoreError> {
-        // Two statements rather than one with a bound ORDER BY direction, so
-        // that each walks the (feed, label) index in its own order.
-        let sql = if query.newest_first {
-            "SELECT id, label_us, binding_id, subtype FROM content_blocks \
-             WHERE feed = ?1 AND label_us > ?2 AND label_us < ?3 \
-             ORDER BY label_us DESC LIMIT ?4"
-        } else {
-            "SELECT id, label_us, binding_id, subtype FROM content_blocks \
-             WHERE feed = ?1 AND label_us > ?2 AND label_us < ?3 \
-             ORDER BY label_us LIMIT ?4"
-        };
-        let rows: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(sql)
-            .bind(&query.feed)
-            .bind(query.after.map_or(i64::MIN, to_micros))
-            .bind(query.before.map_or(i64::MAX, to_micros))
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(|e| map_error("reading block summaries failed", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, label, binding, subtype)| BlockSummary {
-                id,
-                label: from_micros(label),
-                binding: ContentBinding {
-                    id: binding,
-                    subtypes: subtype.into_iter().collect(),
-                },
+        self.readers
+            .with(move |conn| {
+                let failed = |e| map_error("reading block summaries failed", e);
+                // Two statements rather than one with a bound ORDER BY
+                // direction, so that each walks the (feed, label) index in
+                // its own order.
+                let sql = if query.newest_first {
+                    "SELECT id, label_us, binding_id, subtype FROM content_blocks \
+                     WHERE feed = ?1 AND label_us > ?2 AND label_us < ?3 \
+                     ORDER BY label_us DESC LIMIT ?4"
+                } else {
+                    "SELECT id, label_us, binding_id, subtype FROM content_blocks \
+                     WHERE feed = ?1 AND label_us > ?2 AND label_us < ?3 \
+                     ORDER BY label_us LIMIT ?4"
+                };
+                let mut statement = conn.prepare_cached(sql).map_err(failed)?;
+                let rows = statement
+                    .query_map(
+                        params![
+                            query.feed,
+                            query.after.map_or(i64::MIN, to_micros),
+                            query.before.map_or(i64::MAX, to_micros),
+                            sql_limit(query.limit),
+                        ],
+                        |row| {
+                            Ok(BlockSummary {
+                                id: row.get(0)?,
+                                label: from_micros(row.get(1)?),
+                                binding: ContentBinding {
+                                    id: row.get(2)?,
+                                    subtypes: row
+                                        .get::<_, Option<String>>(3)?
+                                        .into_iter()
+                                        .collect(),
+                                },
+                            })
+                        },
+                    )
+                    .map_err(failed)?;
+                rows.collect::<Result<_, _>>().map_err(failed)
             })
-            .collect())
+            .await
     }
 
     async fn block(&self, feed: &str, id: i64) -> Result<Option<StoredBlock>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, label_us, binding_id, subtype, content_kind, content \
-             FROM content_blocks WHERE feed = ?1 AND id = ?2",
-        )
-        .bind(feed)
-        .bind(id)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(|e| map_error("reading a block failed", e))?;
-        row.as_ref()
-            .map(|row| stored_block(feed, row, "id"))
-            .transpose()
+        let feed = feed.to_owned();
+        self.readers
+            .with(move |conn| {
+                select_one(
+                    conn,
+                    "reading a block failed",
+                    concat!(
+                        "SELECT ",
+                        block_columns!(),
+                        " FROM content_blocks b WHERE b.feed = ?1 AND b.id = ?2"
+                    ),
+                    params![feed, id],
+                    |row| stored_block(&feed, row),
+                )
+            })
+            .await
     }
 
     async fn poll_extent(&self, query: PollQuery) -> Result<PollExtent, StoreError> {
-        let begin = query.exclusive_begin.map_or(i64::MIN, to_micros);
-        let end = query.inclusive_end.map_or(i64::MAX, to_micros);
-        let limit = i64::try_from(query.limit)
-            .unwrap_or(i64::MAX)
-            .saturating_add(1);
-        let bindings = serde_json::to_string(&query.bindings)
-            .map_err(|e| StoreError::Unavailable(format!("cannot encode the bindings: {e}")))?;
-        // octet_length reads the size from the record header, not the content.
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT label_us, octet_length(content) FROM content_blocks \
-             WHERE feed = ?1 AND label_us > ?2 AND label_us <= ?3 \
-               AND (?4 = 0 OR binding_id IN (SELECT value FROM json_each(?5))) \
-             ORDER BY label_us \
-             LIMIT ?6",
-        )
-        .bind(&query.feed)
-        .bind(begin)
-        .bind(end)
-        .bind(i64::from(!query.bindings.is_empty()))
-        .bind(bindings)
-        .bind(limit)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("measuring a poll failed", e))?;
-        let more = rows.len() > query.limit;
-        let blocks = rows
-            .into_iter()
-            .take(query.limit)
-            .map(|(label, bytes)| (from_micros(label), u64::try_from(bytes).unwrap_or(0)))
-            .collect();
-        Ok(PollExtent { blocks, more })
+        self.readers
+            .with(move |conn| {
+                let context = "measuring a poll failed";
+                let (blocks, more) = select_limited(
+                    conn,
+                    context,
+                    POLL_EXTENT,
+                    poll_parameters(&query)?,
+                    query.limit,
+                    |row| {
+                        let read = |e| map_error(context, e);
+                        let label: i64 = row.get(0).map_err(read)?;
+                        let bytes: i64 = row.get(1).map_err(read)?;
+                        Ok((from_micros(label), u64::try_from(bytes).unwrap_or(0)))
+                    },
+                )?;
+                Ok(PollExtent { blocks, more })
+            })
+            .await
     }
 
     async fn latest_label(&self, feed: &str) -> Result<Option<Timestamp>, StoreError> {
         if let Some(&latest) = read_lock(&self.latest).get(feed) {
             return Ok(Some(from_micros(latest)));
         }
-        let latest: Option<i64> = sqlx::query_scalar(LATEST_LABEL)
-            .bind(feed)
-            .fetch_one(&self.readers)
-            .await
-            .map_err(|e| map_error("reading the latest label failed", e))?;
+        let owned = feed.to_owned();
+        let latest = self
+            .readers
+            .with(move |conn| latest_label_in(conn, &owned))
+            .await?;
         let Some(latest) = latest else {
             return Ok(None);
         };
@@ -374,52 +479,70 @@ impl Store for SqliteStore {
         };
         let bindings = serde_json::to_string(&subscription.content_bindings)
             .map_err(|e| StoreError::Invalid(format!("cannot encode the bindings: {e}")))?;
-        sqlx::query(
-            "INSERT INTO subscriptions \
-             (id, feed, status, delivery, push_address, push_protocol, message_binding, \
-              content_bindings, created_us, created_by) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .bind(&subscription.id)
-        .bind(&subscription.feed)
-        .bind(status_text(subscription.status))
-        .bind(kind)
-        .bind(address)
-        .bind(protocol)
-        .bind(binding)
-        .bind(bindings)
-        .bind(to_micros(subscription.created))
-        .bind(&subscription.created_by)
-        .execute(&self.control)
-        .await
-        .map_err(|e| map_error("storing a subscription failed", e))?;
-        Ok(())
+        self.control
+            .with(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO subscriptions \
+                     (id, feed, status, delivery, push_address, push_protocol, message_binding, \
+                      content_bindings, created_us, created_by) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        subscription.id,
+                        subscription.feed,
+                        status_text(subscription.status),
+                        kind,
+                        address,
+                        protocol,
+                        binding,
+                        bindings,
+                        to_micros(subscription.created),
+                        subscription.created_by,
+                    ])
+                })
+                .map_err(|e| map_error("storing a subscription failed", e))?;
+                Ok(())
+            })
+            .await
     }
 
     async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            subscription_columns!(),
-            " FROM subscriptions s WHERE s.id = ?1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(|e| map_error("reading a subscription failed", e))?;
-        row.as_ref().map(subscription_of).transpose()
+        let id = id.to_owned();
+        self.readers
+            .with(move |conn| {
+                select_one(
+                    conn,
+                    "reading a subscription failed",
+                    concat!(
+                        "SELECT ",
+                        subscription_columns!(),
+                        " FROM subscriptions s WHERE s.id = ?1"
+                    ),
+                    [id],
+                    subscription_of,
+                )
+            })
+            .await
     }
 
     async fn subscriptions_of(&self, feed: &str) -> Result<Vec<Subscription>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            subscription_columns!(),
-            " FROM subscriptions s WHERE s.feed = ?1 ORDER BY s.created_us, s.id"
-        ))
-        .bind(feed)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("reading subscriptions failed", e))?;
-        rows.iter().map(subscription_of).collect()
+        let feed = feed.to_owned();
+        self.readers
+            .with(move |conn| {
+                select(
+                    conn,
+                    "reading subscriptions failed",
+                    concat!(
+                        "SELECT ",
+                        subscription_columns!(),
+                        " FROM subscriptions s WHERE s.feed = ?1 ORDER BY s.created_us, s.id"
+                    ),
+                    [feed],
+                    subscription_of,
+                )
+            })
+            .await
     }
 
     async fn set_subscription_status(
@@ -427,13 +550,19 @@ impl Store for SqliteStore {
         id: &str,
         status: SubscriptionStatus,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE subscriptions SET status = ?2 WHERE id = ?1")
-            .bind(id)
-            .bind(status_text(status))
-            .execute(&self.control)
-            .await
-            .map_err(|e| map_error("updating a subscription failed", e))?;
-        Ok(done.rows_affected() > 0)
+        let id = id.to_owned();
+        let changed = self
+            .control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    "updating a subscription failed",
+                    "UPDATE subscriptions SET status = ?2 WHERE id = ?1",
+                    params![id, status_text(status)],
+                )
+            })
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn claim_due(
@@ -442,82 +571,94 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let now = to_micros(now);
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            outbox_columns!(),
-            ", ",
-            subscription_columns!(),
-            ", b.label_us, b.binding_id, b.subtype, b.content_kind, b.content \
-             FROM outbox o \
-             JOIN subscriptions s ON s.id = o.subscription_id \
-             JOIN content_blocks b ON b.id = o.block_id \
-             WHERE o.state = 'pending' AND o.next_attempt_us <= ?1 \
-               AND s.status = 'ACTIVE' AND s.delivery = 'push' \
-               AND NOT EXISTS (SELECT 1 FROM outbox e \
-                   WHERE e.subscription_id = o.subscription_id AND e.state = 'pending' \
-                     AND e.id < o.id AND e.next_attempt_us > ?1) \
-             ORDER BY o.id LIMIT ?2"
-        ))
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("claiming outbox rows failed", e))?;
-        rows.iter()
-            .map(|row| {
-                let subscription = subscription_of(row)?;
-                Ok(DueDelivery {
-                    row: outbox_row_of(row)?,
-                    block: stored_block(&subscription.feed, row, "block_id")?,
-                    subscription,
-                })
+        self.readers
+            .with(move |conn| {
+                select(
+                    conn,
+                    "claiming outbox rows failed",
+                    concat!(
+                        "SELECT ",
+                        block_columns!(),
+                        ", ",
+                        outbox_columns!(),
+                        ", ",
+                        subscription_columns!(),
+                        " FROM outbox o \
+                         JOIN subscriptions s ON s.id = o.subscription_id \
+                         JOIN content_blocks b ON b.id = o.block_id \
+                         WHERE o.state = 'pending' AND o.next_attempt_us <= ?1 \
+                           AND s.status = 'ACTIVE' AND s.delivery = 'push' \
+                           AND NOT EXISTS (SELECT 1 FROM outbox e \
+                               WHERE e.subscription_id = o.subscription_id \
+                                 AND e.state = 'pending' \
+                                 AND e.id < o.id AND e.next_attempt_us > ?1) \
+                         ORDER BY o.id LIMIT ?2"
+                    ),
+                    params![now, sql_limit(limit)],
+                    |row| {
+                        let subscription = subscription_of(row)?;
+                        Ok(DueDelivery {
+                            row: outbox_row_of(row)?,
+                            block: stored_block(&subscription.feed, row)?,
+                            subscription,
+                        })
+                    },
+                )
             })
-            .collect()
+            .await
     }
 
     async fn mark_delivered(&self, row: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_error = NULL \
-             WHERE id = ?1",
-        )
-        .bind(row)
-        .execute(&self.control)
-        .await
-        .map_err(|e| map_error("marking a delivery failed", e))?;
+        self.control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    "marking a delivery failed",
+                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, \
+                     last_error = NULL WHERE id = ?1",
+                    [row],
+                )
+            })
+            .await?;
         Ok(())
     }
 
     async fn record_failure(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
         let (state, next) = retry_columns(retry);
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
-                 next_attempt_us = COALESCE(?4, next_attempt_us) \
-             WHERE id = ?1 AND state = 'pending'",
-        )
-        .bind(row)
-        .bind(error)
-        .bind(state)
-        .bind(next)
-        .execute(&self.control)
-        .await
-        .map_err(|e| map_error("recording a failed delivery failed", e))?;
+        let error = error.to_owned();
+        self.control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    "recording a failed delivery failed",
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
+                         next_attempt_us = COALESCE(?4, next_attempt_us) \
+                     WHERE id = ?1 AND state = 'pending'",
+                    params![row, error, state, next],
+                )
+            })
+            .await?;
         Ok(())
     }
 
     async fn outbox(&self, dead_only: bool, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            outbox_columns!(),
-            " FROM outbox o \
-             WHERE o.state = 'dead' OR (?1 = 0 AND o.state = 'pending') \
-             ORDER BY o.id LIMIT ?2"
-        ))
-        .bind(i64::from(dead_only))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("listing the outbox failed", e))?;
-        rows.iter().map(outbox_row_of).collect()
+        self.readers
+            .with(move |conn| {
+                select(
+                    conn,
+                    "listing the outbox failed",
+                    concat!(
+                        "SELECT ",
+                        outbox_columns!(),
+                        " FROM outbox o \
+                         WHERE o.state = 'dead' OR (?1 = 0 AND o.state = 'pending') \
+                         ORDER BY o.id LIMIT ?2"
+                    ),
+                    params![dead_only, sql_limit(limit)],
+                    outbox_row_of,
+                )
+            })
+            .await
     }
 
     async fn claim_egress(
@@ -526,67 +667,80 @@ impl Store for SqliteStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<EgressRow>, StoreError> {
+        let destination = destination.to_owned();
         let now = to_micros(now);
-        let rows = sqlx::query(
-            "SELECT id, destination, message_id, payload, attempts, state, last_error, progress \
-             FROM egress_outbox o \
-             WHERE o.destination = ?1 AND o.state = 'pending' AND o.next_attempt_us <= ?2 \
-               AND o.id < COALESCE((SELECT MIN(e.id) FROM egress_outbox e \
-                   WHERE e.destination = ?1 AND e.state = 'pending' \
-                     AND e.next_attempt_us > ?2), 9223372036854775807) \
-             ORDER BY o.id LIMIT ?3",
-        )
-        .bind(destination)
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("claiming egress rows failed", e))?;
-        rows.iter().map(egress_row_of).collect()
+        self.readers
+            .with(move |conn| {
+                select(
+                    conn,
+                    "claiming egress rows failed",
+                    concat!(
+                        egress_rows!(),
+                        " o \
+                         WHERE o.destination = ?1 AND o.state = 'pending' \
+                           AND o.next_attempt_us <= ?2 \
+                           AND o.id < COALESCE((SELECT MIN(e.id) FROM egress_outbox e \
+                               WHERE e.destination = ?1 AND e.state = 'pending' \
+                                 AND e.next_attempt_us > ?2), 9223372036854775807) \
+                         ORDER BY o.id LIMIT ?3"
+                    ),
+                    params![destination, now, sql_limit(limit)],
+                    egress_row_of,
+                )
+            })
+            .await
     }
 
     async fn egress_delivered(&self, rows: &[i64]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let ids = serde_json::to_string(rows)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode the ids: {e}")))?;
-        sqlx::query(
-            "UPDATE egress_outbox SET state = 'delivered', attempts = attempts + 1, \
-                 last_error = NULL \
-             WHERE state = 'pending' AND id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(ids)
-        .execute(&self.control)
-        .await
-        .map_err(|e| map_error("marking egress deliveries failed", e))?;
+        let ids = json_ids(rows)?;
+        self.control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    "marking egress deliveries failed",
+                    "UPDATE egress_outbox SET state = 'delivered', attempts = attempts + 1, \
+                         last_error = NULL \
+                     WHERE state = 'pending' AND id IN (SELECT value FROM json_each(?1))",
+                    [ids],
+                )
+            })
+            .await?;
         Ok(())
     }
 
     async fn egress_failed(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
         let (state, next) = retry_columns(retry);
-        sqlx::query(
-            "UPDATE egress_outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
-                 next_attempt_us = COALESCE(?4, next_attempt_us) \
-             WHERE id = ?1 AND state = 'pending'",
-        )
-        .bind(row)
-        .bind(error)
-        .bind(state)
-        .bind(next)
-        .execute(&self.control)
-        .await
-        .map_err(|e| map_error("recording an egress failure failed", e))?;
+        let error = error.to_owned();
+        self.control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    "recording an egress failure failed",
+                    "UPDATE egress_outbox SET attempts = attempts + 1, last_error = ?2, \
+                         state = ?3, next_attempt_us = COALESCE(?4, next_attempt_us) \
+                     WHERE id = ?1 AND state = 'pending'",
+                    params![row, error, state, next],
+                )
+            })
+            .await?;
         Ok(())
     }
 
     async fn egress_progress(&self, row: i64, progress: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE egress_outbox SET progress = ?2 WHERE id = ?1 AND state = 'pending'")
-            .bind(row)
-            .bind(progress)
-            .execute(&self.control)
-            .await
-            .map_err(|e| map_error("recording egress progress failed", e))?;
+        let progress = progress.to_owned();
+        self.control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    "recording egress progress failed",
+                    "UPDATE egress_outbox SET progress = ?2 WHERE id = ?1 AND state = 'pending'",
+                    params![row, progress],
+                )
+            })
+            .await?;
         Ok(())
     }
 
@@ -595,30 +749,46 @@ impl Store for SqliteStore {
         poller: &str,
         feed: &str,
     ) -> Result<Option<PollCursor>, StoreError> {
-        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT end_label, result_id, next_part FROM poll_cursors \
-             WHERE poller = ?1 AND feed = ?2",
-        )
-        .bind(poller)
-        .bind(feed)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(|e| map_error("reading a poll cursor failed", e))?;
-        Ok(row.map(|(end_label, result_id, next_part)| PollCursor {
-            poller: poller.to_owned(),
-            feed: feed.to_owned(),
-            end_label,
-            result: result_id.zip(next_part.map(|n| u64::try_from(n).unwrap_or(1))),
-        }))
+        let (poller, feed) = (poller.to_owned(), feed.to_owned());
+        self.readers
+            .with(move |conn| {
+                let row: Option<(String, Option<String>, Option<i64>)> = conn
+                    .prepare_cached(
+                        "SELECT end_label, result_id, next_part FROM poll_cursors \
+                         WHERE poller = ?1 AND feed = ?2",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![poller, feed], |row| {
+                                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                            })
+                            .optional()
+                    })
+                    .map_err(|e| map_error("reading a poll cursor failed", e))?;
+                Ok(row.map(|(end_label, result_id, next_part)| PollCursor {
+                    poller,
+                    feed,
+                    end_label,
+                    result: result_id.zip(next_part.map(|n| u64::try_from(n).unwrap_or(1))),
+                }))
+            })
+            .await
     }
 
     async fn forget_seen(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM seen_messages WHERE seen_us < ?1")
-            .bind(to_micros(before))
-            .execute(&self.control)
-            .await
-            .map_err(|e| map_error("forgetting seen message ids failed", e))?;
-        Ok(done.rows_affected())
+        let before = to_micros(before);
+        let forgotten = self
+            .control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    "forgetting seen message ids failed",
+                    "DELETE FROM seen_messages WHERE seen_us < ?1",
+                    [before],
+                )
+            })
+            .await?;
+        Ok(forgotten as u64)
     }
 
     async fn egress_outbox(
@@ -626,90 +796,185 @@ impl Store for SqliteStore {
         dead_only: bool,
         limit: usize,
     ) -> Result<Vec<EgressRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, destination, message_id, payload, attempts, state, last_error, progress \
-             FROM egress_outbox \
-             WHERE state = 'dead' OR (?1 = 0 AND state = 'pending') \
-             ORDER BY id LIMIT ?2",
-        )
-        .bind(i64::from(dead_only))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(|e| map_error("listing the egress outbox failed", e))?;
-        rows.iter().map(egress_row_of).collect()
+        self.readers
+            .with(move |conn| {
+                select(
+                    conn,
+                    "listing the egress outbox failed",
+                    concat!(
+                        egress_rows!(),
+                        " WHERE state = 'dead' OR (?1 = 0 AND state = 'pending') \
+                         ORDER BY id LIMIT ?2"
+                    ),
+                    params![dead_only, sql_limit(limit)],
+                    egress_row_of,
+                )
+            })
+            .await
     }
 
     async fn egress_replay(&self, ids: &[i64]) -> Result<u64, StoreError> {
-        let ids = serde_json::to_string(ids)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode the ids: {e}")))?;
-        let done = sqlx::query(
-            "UPDATE egress_outbox SET state = 'pending', attempts = 0, next_attempt_us = ?1 \
-             WHERE state = 'dead' \
-               AND (json_array_length(?2) = 0 OR id IN (SELECT value FROM json_each(?2)))",
-        )
-        .bind(now_micros())
-        .bind(ids)
-        .execute(&self.control)
-        .await
-        .map_err(|e| map_error("replaying the egress outbox failed", e))?;
-        Ok(done.rows_affected())
+        self.replay_dead("egress_outbox", ids).await
     }
 
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
-        // Each count walks a (state, id) index over its own rows only.
-        let (pending, dead): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending') \
-                  + (SELECT COUNT(*) FROM egress_outbox WHERE state = 'pending'), \
-                    (SELECT COUNT(*) FROM outbox WHERE state = 'dead') \
-                  + (SELECT COUNT(*) FROM egress_outbox WHERE state = 'dead')",
-        )
-        .fetch_one(&self.readers)
-        .await
-        .map_err(|e| map_error("measuring the outbox failed", e))?;
-        Ok(OutboxDepth {
-            pending: u64::try_from(pending).unwrap_or(0),
-            dead: u64::try_from(dead).unwrap_or(0),
-        })
+        self.readers
+            .with(|conn| {
+                // Each count walks a (state, id) index over its own rows only.
+                let (pending, dead): (i64, i64) = conn
+                    .prepare_cached(
+                        "SELECT (SELECT COUNT(*) FROM outbox WHERE state = 'pending') \
+                              + (SELECT COUNT(*) FROM egress_outbox WHERE state = 'pending'), \
+                                (SELECT COUNT(*) FROM outbox WHERE state = 'dead') \
+                              + (SELECT COUNT(*) FROM egress_outbox WHERE state = 'dead')",
+                    )
+                    .and_then(|mut statement| {
+                        statement.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                    })
+                    .map_err(|e| map_error("measuring the outbox failed", e))?;
+                Ok(OutboxDepth {
+                    pending: u64::try_from(pending).unwrap_or(0),
+                    dead: u64::try_from(dead).unwrap_or(0),
+                })
+            })
+            .await
     }
 
     async fn replay(&self, ids: &[i64]) -> Result<u64, StoreError> {
-        let ids = serde_json::to_string(ids)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode the ids: {e}")))?;
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_us = ?1 \
-             WHERE state = 'dead' \
-               AND (json_array_length(?2) = 0 OR id IN (SELECT value FROM json_each(?2)))",
-        )
-        .bind(now_micros())
-        .bind(ids)
-        .execute(&self.control)
-        .await
-        .map_err(|e| map_error("replaying the outbox failed", e))?;
-        Ok(done.rows_affected())
+        self.replay_dead("outbox", ids).await
     }
 }
 
-fn subscription_of(row: &SqliteRow) -> Result<Subscription, StoreError> {
+impl SqliteStore {
+    /// Makes dead rows of an outbox table pending again (those of `ids`, or
+    /// all when it is empty), their attempts counted from zero.
+    async fn replay_dead(&self, table: &'static str, ids: &[i64]) -> Result<u64, StoreError> {
+        let ids = json_ids(ids)?;
+        let replayed = self
+            .control
+            .with(move |conn| {
+                execute(
+                    conn,
+                    &format!("replaying the {table} failed"),
+                    &format!(
+                        "UPDATE {table} SET state = 'pending', attempts = 0, \
+                             next_attempt_us = ?1 \
+                         WHERE state = 'dead' AND (json_array_length(?2) = 0 \
+                           OR id IN (SELECT value FROM json_each(?2)))"
+                    ),
+                    params![now_micros(), ids],
+                )
+            })
+            .await?;
+        Ok(replayed as u64)
+    }
+}
+
+/// Runs one statement (prepared once per connection); returns the rows it
+/// changed.
+fn execute(
+    conn: &Connection,
+    context: &str,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(parameters))
+        .map_err(|e| map_error(context, e))
+}
+
+/// The rows a statement selects, each read by `read`.
+fn select<T>(
+    conn: &Connection,
+    context: &str,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    read: impl FnMut(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    select_limited(conn, context, sql, parameters, usize::MAX, read).map(|(rows, _)| rows)
+}
+
+/// The first row a statement selects, if any, read by `read`.
+fn select_one<T>(
+    conn: &Connection,
+    context: &str,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    read: impl FnMut(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    select_limited(conn, context, sql, parameters, 1, read).map(|(rows, _)| rows.into_iter().next())
+}
+
+/// At most `limit` rows of a statement that selects one more than that,
+/// and whether it had that one more.
+fn select_limited<T>(
+    conn: &Connection,
+    context: &str,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    limit: usize,
+    mut read: impl FnMut(&Row) -> Result<T, StoreError>,
+) -> Result<(Vec<T>, bool), StoreError> {
+    let failed = |e| map_error(context, e);
+    let mut statement = conn.prepare_cached(sql).map_err(failed)?;
+    let mut rows = statement.query(parameters).map_err(failed)?;
+    let mut read_rows = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        if read_rows.len() == limit {
+            return Ok((read_rows, true));
+        }
+        read_rows.push(read(row)?);
+    }
+    Ok((read_rows, false))
+}
+
+/// The parameters of [`POLL_BLOCKS`] and [`POLL_EXTENT`]: one more block
+/// than the limit, to tell whether there is more.
+fn poll_parameters(query: &PollQuery) -> Result<(&str, i64, i64, bool, String, i64), StoreError> {
+    // A JSON array keeps the statement fixed whatever the number of bindings.
+    let bindings = serde_json::to_string(&query.bindings)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode the bindings: {e}")))?;
+    Ok((
+        &query.feed,
+        query.exclusive_begin.map_or(i64::MIN, to_micros),
+        query.inclusive_end.map_or(i64::MAX, to_micros),
+        !query.bindings.is_empty(),
+        bindings,
+        sql_limit(query.limit).saturating_add(1),
+    ))
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn json_ids(ids: &[i64]) -> Result<String, StoreError> {
+    serde_json::to_string(ids)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode the ids: {e}")))
+}
+
+fn latest_label_in(conn: &Connection, feed: &str) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached(LATEST_LABEL)
+        .and_then(|mut statement| statement.query_row([feed], |row| row.get(0)))
+        .map_err(|e| map_error("reading the latest label failed", e))
+}
+
+fn subscription_of(row: &Row) -> Result<Subscription, StoreError> {
     let read = |e| map_error("reading a subscription failed", e);
-    let id: String = row.try_get("s_id").map_err(read)?;
+    let id: String = row.get("s_id").map_err(read)?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {id} has {what}"));
-    let status = match row.try_get::<String, _>("s_status").map_err(read)?.as_str() {
+    let status = match row.get::<_, String>("s_status").map_err(read)?.as_str() {
         "ACTIVE" => SubscriptionStatus::Active,
         "PAUSED" => SubscriptionStatus::Paused,
         "UNSUBSCRIBED" => SubscriptionStatus::Unsubscribed,
         other => return Err(corrupt(&format!("an unknown status {other:?}"))),
     };
-    let binding: Option<String> = row.try_get("s_message_binding").map_err(read)?;
+    let binding: Option<String> = row.get("s_message_binding").map_err(read)?;
     let message_binding = binding.as_deref().map(binding_of);
-    let delivery = match row
-        .try_get::<String, _>("s_delivery")
-        .map_err(read)?
-        .as_str()
-    {
+    let delivery = match row.get::<_, String>("s_delivery").map_err(read)?.as_str() {
         "push" => {
-            let address: Option<String> = row.try_get("s_push_address").map_err(read)?;
-            let protocol: Option<String> = row.try_get("s_push_protocol").map_err(read)?;
+            let address: Option<String> = row.get("s_push_address").map_err(read)?;
+            let protocol: Option<String> = row.get("s_push_protocol").map_err(read)?;
             match (address, protocol, message_binding) {
                 (Some(address), Some(protocol), Some(message_binding)) => {
                     Delivery::Push(PushParameters {
@@ -724,33 +989,33 @@ fn subscription_of(row: &SqliteRow) -> Result<Subscription, StoreError> {
         "poll" => Delivery::Poll { message_binding },
         other => return Err(corrupt(&format!("an unknown delivery {other:?}"))),
     };
-    let bindings: String = row.try_get("s_content_bindings").map_err(read)?;
+    let bindings: String = row.get("s_content_bindings").map_err(read)?;
     let content_bindings =
         serde_json::from_str(&bindings).map_err(|_| corrupt("unreadable content bindings"))?;
     Ok(Subscription {
-        feed: row.try_get("s_feed").map_err(read)?,
+        feed: row.get("s_feed").map_err(read)?,
         status,
         delivery,
         content_bindings,
-        created: from_micros(row.try_get("s_created_us").map_err(read)?),
-        created_by: row.try_get("s_created_by").map_err(read)?,
+        created: from_micros(row.get("s_created_us").map_err(read)?),
+        created_by: row.get("s_created_by").map_err(read)?,
         id,
     })
 }
 
-fn egress_row_of(row: &SqliteRow) -> Result<EgressRow, StoreError> {
+fn egress_row_of(row: &Row) -> Result<EgressRow, StoreError> {
     let read = |e| map_error("reading an egress row failed", e);
-    let state: String = row.try_get("state").map_err(read)?;
-    let attempts: i64 = row.try_get("attempts").map_err(read)?;
+    let state: String = row.get("state").map_err(read)?;
+    let attempts: i64 = row.get("attempts").map_err(read)?;
     Ok(EgressRow {
-        id: row.try_get("id").map_err(read)?,
-        destination: row.try_get("destination").map_err(read)?,
-        message_id: row.try_get("message_id").map_err(read)?,
-        payload: row.try_get("payload").map_err(read)?,
+        id: row.get("id").map_err(read)?,
+        destination: row.get("destination").map_err(read)?,
+        message_id: row.get("message_id").map_err(read)?,
+        payload: row.get("payload").map_err(read)?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         state: outbox_state_of(&state)?,
-        last_error: row.try_get("last_error").map_err(read)?,
-        progress: row.try_get("progress").map_err(read)?,
+        last_error: row.get("last_error").map_err(read)?,
+        progress: row.get("progress").map_err(read)?,
     })
 }
 
@@ -773,19 +1038,18 @@ fn outbox_state_of(state: &str) -> Result<OutboxState, StoreError> {
     }
 }
 
-fn outbox_row_of(row: &SqliteRow) -> Result<OutboxRow, StoreError> {
+fn outbox_row_of(row: &Row) -> Result<OutboxRow, StoreError> {
     let read = |e| map_error("reading an outbox row failed", e);
-    let id: i64 = row.try_get("o_id").map_err(read)?;
-    let state = outbox_state_of(&row.try_get::<String, _>("o_state").map_err(read)?)?;
-    let attempts: i64 = row.try_get("o_attempts").map_err(read)?;
+    let state = outbox_state_of(&row.get::<_, String>("o_state").map_err(read)?)?;
+    let attempts: i64 = row.get("o_attempts").map_err(read)?;
     Ok(OutboxRow {
-        id,
-        subscription_id: row.try_get("o_subscription_id").map_err(read)?,
-        block_id: row.try_get("block_id").map_err(read)?,
+        id: row.get("o_id").map_err(read)?,
+        subscription_id: row.get("o_subscription_id").map_err(read)?,
+        block_id: row.get("block_id").map_err(read)?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        next_attempt: from_micros(row.try_get("o_next_attempt_us").map_err(read)?),
+        next_attempt: from_micros(row.get("o_next_attempt_us").map_err(read)?),
         state,
-        last_error: row.try_get("o_last_error").map_err(read)?,
+        last_error: row.get("o_last_error").map_err(read)?,
     })
 }
 
@@ -828,17 +1092,25 @@ fn binding_of(text: &str) -> MessageBinding {
 }
 
 struct Writer {
-    conn: SqliteConnection,
+    conn: Connection,
     latest: LatestLabels,
     commits: Arc<AtomicU64>,
 }
 
 impl Writer {
-    async fn run(mut self, mut queue: mpsc::Receiver<CommitRequest>) {
+    fn run(mut self, mut queue: mpsc::Receiver<CommitRequest>) {
         let mut batch = Vec::with_capacity(MAX_REQUESTS_PER_COMMIT);
-        // Takes everything queued at once; returns 0 once every sender is gone.
-        while queue.recv_many(&mut batch, MAX_REQUESTS_PER_COMMIT).await > 0 {
-            match self.commit(&batch).await {
+        // Waits for one request, then takes whatever else is queued; ends
+        // once every sender is gone and the queue is empty.
+        while let Some(first) = queue.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_REQUESTS_PER_COMMIT {
+                match queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            match self.commit(&batch) {
                 Ok(stored) => {
                     self.commits.fetch_add(1, Ordering::Relaxed);
                     for (request, blocks) in batch.drain(..).zip(stored) {
@@ -856,19 +1128,15 @@ impl Writer {
                 }
             }
         }
-        if let Err(e) = self.conn.close().await {
-            tracing::error!("closing the store's write connection failed: {e}");
-        }
     }
 
     /// Stores every request's blocks in one transaction; labels are only
     /// remembered once it has committed.
-    async fn commit(&mut self, batch: &[CommitRequest]) -> Result<Vec<Committed>, StoreError> {
+    fn commit(&mut self, batch: &[CommitRequest]) -> Result<Vec<Committed>, StoreError> {
         // IMMEDIATE takes the write lock now, so the clock is read after any wait.
-        let mut tx = self
+        let tx = self
             .conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| map_error("cannot begin a transaction", e))?;
         let mut labels = Labels {
             now: now_micros(),
@@ -883,20 +1151,18 @@ impl Writer {
 
         for request in batch {
             let commit = &request.commit;
-            if let Some(conflict) = edit_conflict(&mut tx, &commit.edits).await? {
+            if let Some(conflict) = edit_conflict(&tx, &commit.edits)? {
                 answers.push(Committed::Conflict(conflict));
                 continue;
             }
             if let Some(key) = &commit.dedup_key {
-                let fresh = sqlx::query(
+                let fresh = execute(
+                    &tx,
+                    "remembering a message id failed",
                     "INSERT OR IGNORE INTO seen_messages (key, seen_us) VALUES (?1, ?2)",
-                )
-                .bind(key)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_error("remembering a message id failed", e))?;
-                if fresh.rows_affected() == 0 {
+                    params![key, now],
+                )?;
+                if fresh == 0 {
                     answers.push(Committed::Duplicate);
                     continue;
                 }
@@ -905,87 +1171,88 @@ impl Writer {
             for edit in &commit.edits {
                 match edit {
                     Edit::Replace { id, block: new, .. } => {
-                        let label = labels.next(&mut tx, &new.feed).await?;
+                        let label = labels.next(&tx, &new.feed)?;
                         let (kind, content) = content_columns(&new.content);
-                        sqlx::query(
+                        execute(
+                            &tx,
+                            "replacing a content block failed",
                             "UPDATE content_blocks SET label_us = ?1, binding_id = ?2, \
                              subtype = ?3, content_kind = ?4, content = ?5, \
-                             source_message_id = ?6 WHERE id = ?7",
-                        )
-                        .bind(label)
-                        .bind(&new.binding.id)
-                        .bind(new.binding.subtypes.first())
-                        .bind(kind)
-                        .bind(content)
-                        .bind(&new.source_message_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| map_error("replacing a content block failed", e))?;
-                        queue_pushes(&mut tx, &mut pushes, new, *id, now).await?;
+                             content_bytes = ?6, source_message_id = ?7 WHERE id = ?8",
+                            params![
+                                label,
+                                new.binding.id,
+                                new.binding.subtypes.first(),
+                                kind,
+                                content,
+                                byte_count(content),
+                                new.source_message_id,
+                                id
+                            ],
+                        )?;
+                        queue_pushes(&tx, &mut pushes, new, *id, now)?;
                         stored.push(stored_new(new, *id, label));
                     }
                     Edit::Remove { feed, id, .. } => {
                         // Nothing is left to push of it; what was delivered
                         // is history of a block that no longer exists.
-                        sqlx::query("DELETE FROM outbox WHERE block_id = ?1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| map_error("removing a block's pushes failed", e))?;
-                        sqlx::query("DELETE FROM content_blocks WHERE id = ?1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| map_error("removing a content block failed", e))?;
-                        let label = labels.next(&mut tx, feed).await?;
-                        sqlx::query(
+                        execute(
+                            &tx,
+                            "removing a block's pushes failed",
+                            "DELETE FROM outbox WHERE block_id = ?1",
+                            [id],
+                        )?;
+                        execute(
+                            &tx,
+                            "removing a content block failed",
+                            "DELETE FROM content_blocks WHERE id = ?1",
+                            [id],
+                        )?;
+                        let label = labels.next(&tx, feed)?;
+                        execute(
+                            &tx,
+                            "recording a removal failed",
                             "INSERT INTO feed_changes (feed, changed_us) VALUES (?1, ?2) \
                              ON CONFLICT (feed) DO UPDATE SET changed_us = ?2",
-                        )
-                        .bind(feed)
-                        .bind(label)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| map_error("recording a removal failed", e))?;
+                            params![feed, label],
+                        )?;
                     }
                 }
             }
             for new in &commit.blocks {
-                let label = labels.next(&mut tx, &new.feed).await?;
+                let label = labels.next(&tx, &new.feed)?;
                 let (kind, content) = content_columns(&new.content);
-                let done = sqlx::query(
+                execute(
+                    &tx,
+                    "storing a content block failed",
                     "INSERT INTO content_blocks \
-                     (feed, label_us, binding_id, subtype, content_kind, content, source_message_id) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .bind(&new.feed)
-                .bind(label)
-                .bind(&new.binding.id)
-                .bind(new.binding.subtypes.first())
-                .bind(kind)
-                .bind(content)
-                .bind(&new.source_message_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_error("storing a content block failed", e))?;
-                let block_id = done.last_insert_rowid();
-                queue_pushes(&mut tx, &mut pushes, new, block_id, now).await?;
+                     (feed, label_us, binding_id, subtype, content_kind, content, content_bytes, \
+                      source_message_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        new.feed,
+                        label,
+                        new.binding.id,
+                        new.binding.subtypes.first(),
+                        kind,
+                        content,
+                        byte_count(content),
+                        new.source_message_id
+                    ],
+                )?;
+                let block_id = tx.last_insert_rowid();
+                queue_pushes(&tx, &mut pushes, new, block_id, now)?;
                 stored.push(stored_new(new, block_id, label));
             }
             for egress in &commit.egress {
-                sqlx::query(
+                execute(
+                    &tx,
+                    "queueing an egress message failed",
                     "INSERT INTO egress_outbox \
                      (destination, message_id, payload, next_attempt_us, state, created_us) \
                      VALUES (?1, ?2, ?3, ?4, 'pending', ?4)",
-                )
-                .bind(&egress.destination)
-                .bind(&egress.message_id)
-                .bind(&egress.payload)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_error("queueing an egress message failed", e))?;
+                    params![egress.destination, egress.message_id, egress.payload, now],
+                )?;
             }
             if let Some(cursor) = &commit.cursor {
                 let (result_id, next_part) = match &cursor.result {
@@ -995,26 +1262,26 @@ impl Writer {
                     ),
                     None => (None, None),
                 };
-                sqlx::query(
+                execute(
+                    &tx,
+                    "advancing a poll cursor failed",
                     "INSERT INTO poll_cursors (poller, feed, end_label, result_id, next_part) \
                      VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (poller, feed) DO UPDATE SET end_label = ?3, result_id = ?4, \
                        next_part = ?5",
-                )
-                .bind(&cursor.poller)
-                .bind(&cursor.feed)
-                .bind(&cursor.end_label)
-                .bind(result_id)
-                .bind(next_part)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_error("advancing a poll cursor failed", e))?;
+                    params![
+                        cursor.poller,
+                        cursor.feed,
+                        cursor.end_label,
+                        result_id,
+                        next_part
+                    ],
+                )?;
             }
             answers.push(Committed::Stored(stored));
         }
 
         tx.commit()
-            .await
             .map_err(|e| map_error("committing content blocks failed", e))?;
         let given = labels.given;
         let mut latest = write_lock(&self.latest);
@@ -1034,11 +1301,7 @@ struct Labels<'a> {
 }
 
 impl<'a> Labels<'a> {
-    async fn next(
-        &mut self,
-        conn: &mut SqliteConnection,
-        feed: &'a str,
-    ) -> Result<i64, StoreError> {
+    fn next(&mut self, conn: &Connection, feed: &'a str) -> Result<i64, StoreError> {
         let known = self
             .given
             .get(feed)
@@ -1046,11 +1309,7 @@ impl<'a> Labels<'a> {
             .or_else(|| read_lock(self.committed).get(feed).copied());
         let last = match known {
             Some(last) => Some(last),
-            None => sqlx::query_scalar(LATEST_LABEL)
-                .bind(feed)
-                .fetch_one(conn)
-                .await
-                .map_err(|e| map_error("reading the latest label failed", e))?,
+            None => latest_label_in(conn, feed)?,
         };
         let label = match last {
             Some(last) => self.now.max(last.saturating_add(1)),
@@ -1063,19 +1322,17 @@ impl<'a> Labels<'a> {
 
 /// Why an edit cannot apply, if one cannot: its block is gone or has
 /// changed since the editor read it.
-async fn edit_conflict(
-    conn: &mut SqliteConnection,
-    edits: &[Edit],
-) -> Result<Option<EditConflict>, StoreError> {
+fn edit_conflict(conn: &Connection, edits: &[Edit]) -> Result<Option<EditConflict>, StoreError> {
     for edit in edits {
         let (feed, id, expected) = edit.applies_to();
-        let label: Option<i64> =
-            sqlx::query_scalar("SELECT label_us FROM content_blocks WHERE id = ?1 AND feed = ?2")
-                .bind(id)
-                .bind(feed)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(|e| map_error("reading a block to edit failed", e))?;
+        let label: Option<i64> = conn
+            .prepare_cached("SELECT label_us FROM content_blocks WHERE id = ?1 AND feed = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![id, feed], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| map_error("reading a block to edit failed", e))?;
         match (label, expected) {
             (None, _) => return Ok(Some(EditConflict::Missing)),
             (Some(label), Some(expected)) if label != to_micros(expected) => {
@@ -1090,8 +1347,8 @@ async fn edit_conflict(
 /// Queues a block for every push subscription of its feed that wants its
 /// binding and has no push of it pending already (a replaced block's
 /// pending push delivers the new content).
-async fn queue_pushes<'a>(
-    conn: &mut SqliteConnection,
+fn queue_pushes<'a>(
+    conn: &Connection,
     pushes: &mut HashMap<&'a str, Vec<(String, Vec<String>)>>,
     block: &'a NewBlock,
     block_id: i64,
@@ -1099,25 +1356,21 @@ async fn queue_pushes<'a>(
 ) -> Result<(), StoreError> {
     let feed = block.feed.as_str();
     if !pushes.contains_key(feed) {
-        let subscribers = push_subscribers(&mut *conn, feed).await?;
-        pushes.insert(feed, subscribers);
+        pushes.insert(feed, push_subscribers(conn, feed)?);
     }
     for (subscription, bindings) in &pushes[feed] {
         if !bindings.is_empty() && !bindings.contains(&block.binding.id) {
             continue;
         }
-        sqlx::query(
+        execute(
+            conn,
+            "queueing a push failed",
             "INSERT INTO outbox (subscription_id, block_id, next_attempt_us, state) \
              SELECT ?1, ?2, ?3, 'pending' WHERE NOT EXISTS ( \
                SELECT 1 FROM outbox WHERE block_id = ?2 AND subscription_id = ?1 \
                  AND state = 'pending')",
-        )
-        .bind(subscription)
-        .bind(block_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| map_error("queueing a push failed", e))?;
+            params![subscription, block_id, now],
+        )?;
     }
     Ok(())
 }
@@ -1127,6 +1380,10 @@ fn content_columns(content: &XmlContent) -> (&'static str, &str) {
         XmlContent::Text(text) => ("text", text),
         XmlContent::Xml(xml) => ("xml", xml),
     }
+}
+
+fn byte_count(content: &str) -> i64 {
+    i64::try_from(content.len()).unwrap_or(i64::MAX)
 }
 
 fn stored_new(new: &NewBlock, id: i64, label: i64) -> StoredBlock {
@@ -1155,47 +1412,48 @@ fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 /// Active and paused push subscriptions of a feed, with their content
 /// bindings: paused ones keep queueing so that RESUME leaves no gap.
-async fn push_subscribers(
-    conn: &mut SqliteConnection,
+fn push_subscribers(
+    conn: &Connection,
     feed: &str,
 ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-    let rows = sqlx::query(
+    let context = "reading push subscriptions failed";
+    select(
+        conn,
+        context,
         "SELECT id, content_bindings FROM subscriptions \
          WHERE feed = ?1 AND delivery = 'push' AND status IN ('ACTIVE', 'PAUSED')",
-    )
-    .bind(feed)
-    .fetch_all(conn)
-    .await
-    .map_err(|e| map_error("reading push subscriptions failed", e))?;
-    rows.iter()
-        .map(|row| {
-            let read = |e| map_error("reading push subscriptions failed", e);
-            let id: String = row.try_get("id").map_err(read)?;
-            let bindings: String = row.try_get("content_bindings").map_err(read)?;
+        [feed],
+        |row| {
+            let read = |e| map_error(context, e);
+            let id: String = row.get(0).map_err(read)?;
+            let bindings: String = row.get(1).map_err(read)?;
             let bindings = serde_json::from_str(&bindings).map_err(|_| {
                 StoreError::Corrupt(format!("subscription {id} has unreadable content bindings"))
             })?;
             Ok((id, bindings))
-        })
-        .collect()
+        },
+    )
 }
 
 /// Applies the migrations this version knows and has not yet applied, all in
 /// one transaction.
-async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| map_error("cannot begin the migration", e))?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_error("cannot create schema_migrations", e))?;
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| map_error("cannot read schema_migrations", e))?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+        [],
+    )
+    .map_err(|e| map_error("cannot create schema_migrations", e))?;
+    let applied: Vec<i64> = tx
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| map_error("cannot read schema_migrations", e))?;
     if let Some(unknown) = applied
         .iter()
         .find(|v| !MIGRATIONS.iter().any(|(known, _)| known == *v))
@@ -1208,32 +1466,29 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
         if applied.contains(&version) {
             continue;
         }
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
-            .await
+        tx.execute_batch(sql)
             .map_err(|e| map_error(&format!("schema migration {version} failed"), e))?;
-        sqlx::query("INSERT INTO schema_migrations (version) VALUES (?1)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_error("cannot record a schema migration", e))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES (?1)",
+            [version],
+        )
+        .map_err(|e| map_error("cannot record a schema migration", e))?;
     }
     tx.commit()
-        .await
         .map_err(|e| map_error("committing the schema migrations failed", e))
 }
 
-fn stored_block(feed: &str, row: &SqliteRow, id_column: &str) -> Result<StoredBlock, StoreError> {
+/// A block from the first columns of a row, as [`block_columns!`] selects them.
+fn stored_block(feed: &str, row: &Row) -> Result<StoredBlock, StoreError> {
     let read = |e| map_error("reading a content block failed", e);
-    let id: i64 = row.try_get(id_column).map_err(read)?;
-    let label = from_micros(row.try_get("label_us").map_err(read)?);
-    let binding_id: String = row.try_get("binding_id").map_err(read)?;
-    let subtype: Option<String> = row.try_get("subtype").map_err(read)?;
-    let kind: String = row.try_get("content_kind").map_err(read)?;
-    let content: String = row.try_get("content").map_err(read)?;
-    let content = match kind.as_str() {
-        "text" => XmlContent::Text(content),
-        "xml" => XmlContent::Xml(content),
+    let id: i64 = row.get(0).map_err(read)?;
+    let label = from_micros(row.get(1).map_err(read)?);
+    let binding_id: String = row.get(2).map_err(read)?;
+    let subtype: Option<String> = row.get(3).map_err(read)?;
+    let content: String = row.get(5).map_err(read)?;
+    let content = match row.get_ref(4).map_err(read)?.as_str() {
+        Ok("text") => XmlContent::Text(content),
+        Ok("xml") => XmlContent::Xml(content),
         other => {
             return Err(StoreError::Corrupt(format!(
                 "content block {id} has an unknown content kind {other:?}"
@@ -1274,13 +1529,11 @@ fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn map_error(context: &str, error: sqlx::Error) -> StoreError {
-    // SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), with or without extended bits.
-    let corrupt = error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 11 | 26));
+fn map_error(context: &str, error: rusqlite::Error) -> StoreError {
+    let corrupt = matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    );
     if corrupt {
         StoreError::Corrupt(format!("{context}: {error}"))
     } else {
