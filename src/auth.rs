@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::Config;
 use crate::core::Identity;
@@ -37,35 +38,57 @@ pub struct TlsPeer {
 }
 
 pub struct Authenticator {
-    /// Account name to its PHC string.
-    hashes: HashMap<String, String>,
+    /// Account name to its PHC string and its cache key's keyed prefix.
+    accounts: HashMap<String, Account>,
     /// Client certificate subject CN to account name.
     subjects: HashMap<String, String>,
-    /// Server-random secret the cache keys are derived with.
-    key: [u8; 32],
     cache: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Verifications running, by cache key: the same credentials arriving
+    /// on many connections at once wait for one verification.
+    pending: Mutex<HashMap<[u8; 32], Arc<OnceCell<bool>>>>,
+    /// Bounds the argon2 verifications running at once (each holds its
+    /// memory cost, 19 MiB by default): a flood of wrong passwords queues
+    /// instead of taking the machine's memory.
+    verifiers: Semaphore,
     verifications: AtomicU64,
+}
+
+struct Account {
+    phc: String,
+    /// HMAC-SHA-256 under the server key, the user and the hash already
+    /// absorbed: a request's cache key then costs the password's block and
+    /// the finalisation only.
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("accounts", &self.hashes.keys().collect::<Vec<_>>())
+            .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
     pub fn new(config: &Config) -> Authenticator {
+        // Server-random: the cache keys are derived with it.
         let mut key = [0; 32];
         key[..16].copy_from_slice(&argon2::password_hash::generate_salt());
         key[16..].copy_from_slice(&argon2::password_hash::generate_salt());
+        let accounts = config
+            .identities
+            .iter()
+            .map(|identity| {
+                let account = Account {
+                    phc: identity.password_hash.clone(),
+                    keyed: keyed_prefix(&key, &identity.name, &identity.password_hash),
+                };
+                (identity.name.clone(), account)
+            })
+            .collect();
+        let parallel = std::thread::available_parallelism().map_or(1, usize::from);
         Authenticator {
-            hashes: config
-                .identities
-                .iter()
-                .map(|identity| (identity.name.clone(), identity.password_hash.clone()))
-                .collect(),
+            accounts,
             subjects: config
                 .identities
                 .iter()
@@ -74,8 +97,9 @@ impl Authenticator {
                     Some((subject, identity.name.clone()))
                 })
                 .collect(),
-            key,
             cache: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            verifiers: Semaphore::new(parallel),
             verifications: AtomicU64::new(0),
         }
     }
@@ -92,32 +116,49 @@ impl Authenticator {
         user: &str,
         password: &str,
     ) -> Result<Identity, AuthError> {
-        let Some(hash) = self.hashes.get(user) else {
+        let Some(account) = self.accounts.get(user) else {
             // Spend what a known user costs, so timing does not tell
             // which accounts exist.
-            if let Some(any) = self.hashes.values().next().cloned() {
-                let this = self.clone();
-                let password = password.to_owned();
-                let _ =
-                    tokio::task::spawn_blocking(move || this.full_verify(&any, &password)).await;
+            if let Some(any) = self.accounts.values().next() {
+                self.full_verify(any.phc.clone(), password.to_owned()).await;
             }
             return Err(AuthError::BadCredentials);
         };
         // Keyed by the hash too: a changed hash orphans the old entries.
-        let entry = self.cache_key(user, hash, password);
+        let entry = cache_key(&account.keyed, password);
         if self.remembered(&entry) {
             return Ok(Identity::Named(user.to_owned()));
         }
-        let this = self.clone();
-        let (hash, password) = (hash.clone(), password.to_owned());
-        let verified = tokio::task::spawn_blocking(move || this.full_verify(&hash, &password))
-            .await
-            .unwrap_or(false);
-        if !verified {
-            return Err(AuthError::BadCredentials);
+        let verification = Arc::clone(
+            lock(&self.pending)
+                .entry(entry)
+                .or_insert_with(|| Arc::new(OnceCell::new())),
+        );
+        let verified = *verification
+            .get_or_init(|| async {
+                let verified = self
+                    .full_verify(account.phc.clone(), password.to_owned())
+                    .await;
+                if verified {
+                    self.remember(entry);
+                }
+                verified
+            })
+            .await;
+        {
+            let mut pending = lock(&self.pending);
+            if pending
+                .get(&entry)
+                .is_some_and(|running| Arc::ptr_eq(running, &verification))
+            {
+                pending.remove(&entry);
+            }
         }
-        self.remember(entry);
-        Ok(Identity::Named(user.to_owned()))
+        if verified {
+            Ok(Identity::Named(user.to_owned()))
+        } else {
+            Err(AuthError::BadCredentials)
+        }
     }
 
     /// The identity a verified client certificate with this subject CN
@@ -181,41 +222,30 @@ impl Authenticator {
         }
     }
 
-    fn full_verify(&self, hash: &str, password: &str) -> bool {
+    /// An argon2 verification on the blocking pool, off the async workers,
+    /// once one of the few verifier places is free.
+    async fn full_verify(self: &Arc<Self>, phc: String, password: String) -> bool {
+        let Ok(_place) = self.verifiers.acquire().await else {
+            return false;
+        };
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        Argon2::default()
-            .verify_password(password.as_bytes(), hash)
-            .is_ok()
-    }
-
-    /// A keyed one-way digest of the credentials (HMAC-SHA-256 under a key
-    /// drawn at start-up), so that the cache holds nothing a password can be
-    /// recovered or guessed offline from, at a cost of about a microsecond.
-    fn cache_key(&self, user: &str, hash: &str, password: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .expect("HMAC takes a key of any length");
-        for part in [user, hash, password] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part.as_bytes());
-        }
-        mac.finalize().into_bytes().into()
+        tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(password.as_bytes(), phc.as_str())
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     fn remembered(&self, entry: &[u8; 32]) -> bool {
-        let cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache
+        lock(&self.cache)
             .get(entry)
             .is_some_and(|since| since.elapsed() < CACHE_TTL)
     }
 
     fn remember(&self, entry: [u8; 32]) {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = lock(&self.cache);
         if cache.len() >= CACHE_ENTRIES {
             cache.retain(|_, since| since.elapsed() < CACHE_TTL);
         }
@@ -230,6 +260,34 @@ impl Authenticator {
         }
         cache.insert(entry, Instant::now());
     }
+}
+
+/// The cache key of `user`'s credentials: a keyed one-way digest
+/// (HMAC-SHA-256 under a key drawn at start-up) of the user, the hash and
+/// the password, so that the cache holds nothing a password can be
+/// recovered or guessed offline from.
+fn keyed_prefix(key: &[u8; 32], user: &str, hash: &str) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    for part in [user, hash] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    mac
+}
+
+fn cache_key(prefix: &Hmac<Sha256>, password: &str) -> [u8; 32] {
+    let mut mac = prefix.clone();
+    mac.update(&(password.len() as u64).to_be_bytes());
+    mac.update(password.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Each change leaves the maps whole: keep using them after a panic.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An argon2id PHC string for `password`, with default parameters and a
@@ -312,16 +370,55 @@ mod tests {
         );
     }
 
+    fn key_of(key: u8, user: &str, hash: &str, password: &str) -> [u8; 32] {
+        cache_key(&keyed_prefix(&[key; 32], user, hash), password)
+    }
+
     #[test]
     fn cache_keys_depend_on_user_hash_password_and_server_key() {
+        let base = key_of(1, "ann", "h1", "pw");
+        assert_eq!(base, key_of(1, "ann", "h1", "pw"));
+        assert_ne!(base, key_of(1, "ann", "h2", "pw"));
+        assert_ne!(base, key_of(1, "ann", "h1", "pw2"));
+        assert_ne!(base, key_of(1, "an", "nh1", "pw"));
+        assert_ne!(base, key_of(1, "ann", "h1p", "w"));
+        assert_ne!(base, key_of(2, "ann", "h1", "pw"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_credentials_arriving_at_once_are_verified_once() {
         let auth = authenticator(&hash_password("right").unwrap());
-        let base = auth.cache_key("ann", "h1", "pw");
-        assert_eq!(base, auth.cache_key("ann", "h1", "pw"));
-        assert_ne!(base, auth.cache_key("ann", "h2", "pw"));
-        assert_ne!(base, auth.cache_key("ann", "h1", "pw2"));
-        assert_ne!(base, auth.cache_key("an", "nh1", "pw"));
-        let other = authenticator(&hash_password("right").unwrap());
-        assert_ne!(base, other.cache_key("ann", "h1", "pw"));
+        let arriving: Vec<_> = (0..8)
+            .map(|_| {
+                let auth = Arc::clone(&auth);
+                tokio::spawn(async move { auth.verify("ann", "right").await })
+            })
+            .collect();
+        for verified in futures_util::future::join_all(arriving).await {
+            assert_eq!(verified.unwrap(), Ok(Identity::Named("ann".into())));
+        }
+        assert_eq!(auth.full_verifications(), 1);
+        assert!(lock(&auth.pending).is_empty(), "nothing left pending");
+        let refused: Vec<_> = (0..4)
+            .map(|_| {
+                let auth = Arc::clone(&auth);
+                tokio::spawn(async move { auth.verify("ann", "wrong").await })
+            })
+            .collect();
+        for verified in futures_util::future::join_all(refused).await {
+            assert_eq!(verified.unwrap(), Err(AuthError::BadCredentials));
+        }
+        let after_concurrent = auth.full_verifications();
+        assert!((2..=5).contains(&after_concurrent), "{after_concurrent}");
+        assert_eq!(
+            auth.verify("ann", "wrong").await,
+            Err(AuthError::BadCredentials)
+        );
+        assert_eq!(
+            auth.full_verifications(),
+            after_concurrent + 1,
+            "a wrong password is not remembered"
+        );
     }
 
     #[test]
@@ -340,7 +437,7 @@ mod tests {
     fn the_cache_stays_bounded() {
         let auth = authenticator(&hash_password("right").unwrap());
         for n in 0..CACHE_ENTRIES + 10 {
-            auth.remember(auth.cache_key("ann", "h", &n.to_string()));
+            auth.remember(key_of(1, "ann", "h", &n.to_string()));
         }
         assert_eq!(auth.cache.lock().unwrap().len(), CACHE_ENTRIES);
     }

@@ -175,6 +175,8 @@ fn serve(config: Option<PathBuf>, overrides: ServeOverrides) -> anyhow::Result<E
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colours for a person at a terminal only, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let mut config = match &config {
         Some(path) => {

@@ -10,8 +10,8 @@ use taxiway::core::{
     SubscriptionStatus, Timestamp, XmlContent,
 };
 use taxiway::store::{
-    Commit, Committed, Edit, EditConflict, NewBlock, PollQuery, SqliteStore, Store, StoreError,
-    StoredBlock, Subscription,
+    Commit, Committed, Edit, EditConflict, NewBlock, NewEgress, PollQuery, SqliteStore, Store,
+    StoreError, StoredBlock, Subscription,
 };
 
 const STIX: &str = "urn:stix.mitre.org:xml:1.1.1";
@@ -457,25 +457,36 @@ async fn data_survives_closing_and_reopening() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn a_database_of_an_earlier_schema_is_brought_up_to_date_with_its_blocks_measured() {
-    let dir = TempDir::new("earlier");
-    std::fs::create_dir_all(dir.path()).unwrap();
-    // The schema as version 4 left it, with a block stored then.
-    let conn = raw_connection(&dir);
-    conn.execute_batch(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY); \
-         INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4);",
-    )
-    .unwrap();
-    for migration in [
+/// A database as the given schema version left it, made by that version's
+/// migrations, to open with this one.
+fn database_at_version(dir: &TempDir, version: usize) -> rusqlite::Connection {
+    const MIGRATIONS: [&str; 5] = [
         include_str!("../migrations/sqlite/0001_content_blocks.sql"),
         include_str!("../migrations/sqlite/0002_subscriptions_outbox.sql"),
         include_str!("../migrations/sqlite/0003_egress_seen_cursors.sql"),
         include_str!("../migrations/sqlite/0004_feed_changes.sql"),
-    ] {
+        include_str!("../migrations/sqlite/0005_content_bytes.sql"),
+    ];
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let conn = raw_connection(dir);
+    conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+        .unwrap();
+    for (applied, migration) in MIGRATIONS.iter().take(version).enumerate() {
         conn.execute_batch(migration).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version) VALUES (?1)",
+            [applied as i64 + 1],
+        )
+        .unwrap();
     }
+    conn
+}
+
+#[tokio::test]
+async fn a_database_of_an_earlier_schema_is_brought_up_to_date_with_its_blocks_measured() {
+    let dir = TempDir::new("earlier");
+    // The schema as version 4 left it, with a block stored then.
+    let conn = database_at_version(&dir, 4);
     conn.execute(
         "INSERT INTO content_blocks (feed, label_us, binding_id, subtype, content_kind, content, source_message_id) \
          VALUES ('feed', 1000000, ?1, NULL, 'text', 'été', '1')",
@@ -837,4 +848,169 @@ async fn a_commit_with_a_conflicting_edit_stores_nothing_of_itself_and_spares_th
         .map(|b| b.block.content.as_str())
         .collect();
     assert_eq!(contents, ["one", "independent"]);
+}
+
+fn forward(destination: &str, message_id: &str) -> Commit {
+    Commit {
+        egress: vec![NewEgress {
+            destination: destination.to_owned(),
+            message_id: message_id.to_owned(),
+            payload: format!("payload of {message_id}"),
+        }],
+        ..Commit::default()
+    }
+}
+
+fn rows_in(dir: &TempDir, table: &str) -> i64 {
+    raw_connection(dir)
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn delivered_rows_leave_their_outbox_payload_and_all() {
+    let (dir, store, _) = two_blocks_for_a_subscriber("leave").await;
+    for id in ["m1", "m2"] {
+        store.commit(forward("out", id)).await.unwrap();
+    }
+    let later = Timestamp::from_unix(4_000_000_000, 0);
+    let rows = store.claim_egress("out", later, 10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    store.egress_delivered(&[rows[0].id]).await.unwrap();
+    let left = store.claim_egress("out", later, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|row| &row.message_id).collect::<Vec<_>>(),
+        ["m2"]
+    );
+    assert_eq!(
+        rows_in(&dir, "egress_outbox"),
+        1,
+        "the delivered row is gone"
+    );
+
+    let due = store.claim_due(later, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    store.mark_delivered(due[0].row.id).await.unwrap();
+    assert_eq!(store.claim_due(later, 10).await.unwrap().len(), 1);
+    assert_eq!(rows_in(&dir, "outbox"), 1, "the delivered push is gone");
+    let depth = store.outbox_depth().await.unwrap();
+    assert_eq!(
+        (depth.pending, depth.dead),
+        (2, 0),
+        "a push and a forward left"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn rows_delivered_under_an_earlier_schema_leave_at_the_upgrade() {
+    let dir = TempDir::new("delivered-before");
+    let conn = database_at_version(&dir, 5);
+    conn.execute_batch(
+        "INSERT INTO egress_outbox (destination, message_id, payload, next_attempt_us, state, created_us) \
+         VALUES ('out', 'old', 'kept for good', 0, 'delivered', 0), \
+                ('out', 'due', 'still to go', 0, 'pending', 0);",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(&dir).await;
+    let rows = store
+        .claim_egress("out", Timestamp::from_unix(4_000_000_000, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].message_id, "due");
+    assert_eq!(rows_in(&dir, "egress_outbox"), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn delivery_workers_hear_of_commits_that_queue_pushes_or_forwards() {
+    let dir = TempDir::new("changes");
+    let store = open(&dir).await;
+    let mut changes = store.outbox_changes();
+    changes.borrow_and_update();
+    store
+        .append(vec![text("quiet", "no subscriber")])
+        .await
+        .unwrap();
+    assert!(!changes.has_changed().unwrap(), "nothing was queued");
+
+    store.commit(forward("out", "m1")).await.unwrap();
+    assert!(changes.has_changed().unwrap(), "a forward was queued");
+    changes.borrow_and_update();
+
+    store
+        .create_subscription(push_subscription("feed"))
+        .await
+        .unwrap();
+    changes.borrow_and_update();
+    store.append(vec![text("feed", "pushed")]).await.unwrap();
+    assert!(changes.has_changed().unwrap(), "a push was queued");
+    changes.borrow_and_update();
+
+    store
+        .append(vec![text("quiet", "still none")])
+        .await
+        .unwrap();
+    assert!(!changes.has_changed().unwrap());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn writes_and_commits_at_once_share_the_writer_and_all_land() {
+    let dir = TempDir::new("writes");
+    let store = Arc::new(open(&dir).await);
+    store
+        .create_subscription(push_subscription("feed"))
+        .await
+        .unwrap();
+    let statuses = [SubscriptionStatus::Paused, SubscriptionStatus::Active];
+    let tasks: Vec<_> = (0..64)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                if n % 2 == 0 {
+                    store
+                        .append(vec![text("feed", &n.to_string())])
+                        .await
+                        .map(|_| ())
+                } else {
+                    store
+                        .set_subscription_status("sub-feed", statuses[n % 4 / 2])
+                        .await
+                        .map(|changed| assert!(changed))
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let page = store.poll(query("feed", None, None, 100)).await.unwrap();
+    assert_eq!(page.blocks.len(), 32);
+    assert!(
+        store.commits() < 64,
+        "writes rode on shared commits: {} commits",
+        store.commits()
+    );
+    // Paused or not when each block came, the subscriber has them all.
+    assert!(
+        store
+            .set_subscription_status("sub-feed", SubscriptionStatus::Active)
+            .await
+            .unwrap()
+    );
+    let due = store
+        .claim_due(Timestamp::from_unix(4_000_000_000, 0), 100)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 32, "every block queued for the subscriber");
+    match Arc::try_unwrap(store) {
+        Ok(store) => store.close().await,
+        Err(_) => panic!("the store is still shared"),
+    }
 }

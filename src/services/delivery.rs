@@ -13,7 +13,8 @@ use crate::store::{EgressRow, Retry, Store};
 
 /// Rows claimed at once.
 const BATCH: usize = 32;
-/// How often an idle destination looks for new rows.
+/// How often an idle destination looks for rows falling due (new ones wake
+/// it at once).
 const IDLE: Duration = Duration::from_millis(100);
 
 /// What delivers one egress row.
@@ -30,10 +31,13 @@ pub async fn drain<S: Store>(
     mut stop: watch::Receiver<bool>,
     deliver: &mut impl Deliver,
 ) {
+    let mut changes = store.outbox_changes();
     loop {
         if *stop.borrow() {
             return;
         }
+        // Seen before the claim: a commit after it wakes the wait below.
+        changes.borrow_and_update();
         let rows = match store
             .claim_egress(&egress.name, Timestamp::now(), BATCH)
             .await
@@ -81,6 +85,7 @@ pub async fn drain<S: Store>(
         if !full {
             tokio::select! {
                 _ = tokio::time::sleep(IDLE) => {}
+                Ok(()) = changes.changed() => {}
                 _ = stop.changed() => return,
             }
         }

@@ -8,6 +8,8 @@ mod sqlite;
 
 use std::future::Future;
 
+use tokio::sync::watch;
+
 use crate::core::{
     ContentBinding, ContentBlock, Delivery, SubscriptionStatus, Timestamp, XmlContent,
 };
@@ -224,7 +226,6 @@ impl Subscription {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutboxState {
     Pending,
-    Delivered,
     /// Failed too often; waits for an operator's replay.
     Dead,
 }
@@ -233,7 +234,6 @@ impl OutboxState {
     pub fn name(self) -> &'static str {
         match self {
             OutboxState::Pending => "pending",
-            OutboxState::Delivered => "delivered",
             OutboxState::Dead => "dead",
         }
     }
@@ -337,6 +337,7 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<EgressRow>, StoreError>> + Send;
 
+    /// The rows were delivered: they leave the outbox, payload and all.
     fn egress_delivered(&self, rows: &[i64])
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -436,6 +437,7 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DueDelivery>, StoreError>> + Send;
 
+    /// The row was delivered: it leaves the outbox.
     fn mark_delivered(&self, row: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Counts a failed attempt and either schedules the next one or gives up.
@@ -473,6 +475,11 @@ pub trait Store: Send + Sync + 'static {
     /// Makes dead rows pending again, due now: the given ones, or every dead
     /// row when `ids` is empty. Returns how many were reset.
     fn replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Changes whenever a commit may have made outbox rows due (pushes or
+    /// forwards queued, rows replayed): a delivery worker that found
+    /// nothing to do waits for it rather than only for its next look.
+    fn outbox_changes(&self) -> watch::Receiver<u64>;
 }
 
 /// A shared store is a store: the services and the delivery workers hold one each.
@@ -615,6 +622,9 @@ impl<T: Store> Store for std::sync::Arc<T> {
     }
     fn replay(&self, ids: &[i64]) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).replay(ids)
+    }
+    fn outbox_changes(&self) -> watch::Receiver<u64> {
+        (**self).outbox_changes()
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
 };
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::{
     BlockSummary, Commit, Committed, DueDelivery, Edit, EditConflict, EgressRow, NewBlock,
@@ -41,6 +41,7 @@ const MAX_REQUESTS_PER_COMMIT: usize = 512;
 /// Calls waiting for the writer before `commit` waits to enqueue.
 const QUEUE_CAPACITY: usize = 4096;
 const READ_CONNECTIONS: usize = 4;
+const PAGE_SIZE: i64 = 4096;
 /// Page cache of a read connection (SQLite's default is 2 MiB): a large
 /// poll streams through pages it reads once, and would leave every read
 /// connection's cache full of them; the operating system's file cache
@@ -70,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/sqlite/0005_content_bytes.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_delivered_rows_leave.sql"),
     ),
 ];
 
@@ -141,13 +146,27 @@ struct CommitRequest {
     reply: Reply,
 }
 
+/// What the writer does: commit an ingress's content, or run one of the
+/// small writes of subscriptions and outboxes. Both share its transactions,
+/// so that no write ever waits for SQLite's lock (whose busy handler sleeps
+/// milliseconds at a time) and the small writes ride on the commits'
+/// fsyncs.
+enum Job {
+    Commit(CommitRequest),
+    Write(WriteJob),
+}
+
+/// One statement run inside the writer's transaction. It answers whether it
+/// succeeded and how to tell its caller, once the transaction's outcome is
+/// known.
+type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Answer) + Send>;
+type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
 /// Hosted feeds in `DATA_DIR/taxiway.sqlite3`.
 pub struct SqliteStore {
-    requests: mpsc::Sender<CommitRequest>,
+    requests: mpsc::Sender<Job>,
+    outbox_watch: watch::Receiver<u64>,
     readers: Arc<Connections>,
-    /// One connection for the small writes of subscriptions and the outbox;
-    /// SQLite serialises it with the writer.
-    control: Arc<Connections>,
     commits: Arc<AtomicU64>,
     latest: LatestLabels,
     /// Answers once the writer has committed what was queued and closed.
@@ -173,6 +192,8 @@ impl SqliteStore {
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(|e| map_error("cannot set the page size", e))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(|e| map_error("cannot enter WAL mode", e))?;
@@ -193,15 +214,16 @@ impl SqliteStore {
                 Ok(conn)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let control = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
 
         let commits = Arc::new(AtomicU64::new(0));
         let latest = LatestLabels::default();
         let (requests, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let (outbox_changes, outbox_watch) = watch::channel(0);
         let writer = Writer {
             conn,
             latest: Arc::clone(&latest),
             commits: Arc::clone(&commits),
+            outbox_changes,
         };
         let (finished, writer_done) = oneshot::channel();
         std::thread::Builder::new()
@@ -215,8 +237,8 @@ impl SqliteStore {
             })?;
         Ok(SqliteStore {
             requests,
+            outbox_watch,
             readers: Connections::new(readers),
-            control: Connections::new(vec![control]),
             commits,
             latest,
             writer_done,
@@ -250,6 +272,14 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
         .map_err(|e| map_error("cannot set synchronous", e))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(|e| map_error("cannot enforce foreign keys", e))?;
+    // Plans that do not depend on the values bound: otherwise SQLite
+    // prepares again a statement whose parameters feed its planner (the
+    // outbox claims bind the clock) every time they change.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(|e| map_error("cannot fix query plans", e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -333,7 +363,7 @@ impl Store for SqliteStore {
         }
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(CommitRequest { commit, reply })
+            .send(Job::Commit(CommitRequest { commit, reply }))
             .await
             .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?;
         answer.await.map_err(|_| {
@@ -479,32 +509,31 @@ impl Store for SqliteStore {
         };
         let bindings = serde_json::to_string(&subscription.content_bindings)
             .map_err(|e| StoreError::Invalid(format!("cannot encode the bindings: {e}")))?;
-        self.control
-            .with(move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO subscriptions \
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO subscriptions \
                      (id, feed, status, delivery, push_address, push_protocol, message_binding, \
                       content_bindings, created_us, created_by) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        subscription.id,
-                        subscription.feed,
-                        status_text(subscription.status),
-                        kind,
-                        address,
-                        protocol,
-                        binding,
-                        bindings,
-                        to_micros(subscription.created),
-                        subscription.created_by,
-                    ])
-                })
-                .map_err(|e| map_error("storing a subscription failed", e))?;
-                Ok(())
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    subscription.id,
+                    subscription.feed,
+                    status_text(subscription.status),
+                    kind,
+                    address,
+                    protocol,
+                    binding,
+                    bindings,
+                    to_micros(subscription.created),
+                    subscription.created_by,
+                ])
             })
-            .await
+            .map_err(|e| map_error("storing a subscription failed", e))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
@@ -552,8 +581,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let id = id.to_owned();
         let changed = self
-            .control
-            .with(move |conn| {
+            .write(move |conn| {
                 execute(
                     conn,
                     "updating a subscription failed",
@@ -609,35 +637,32 @@ impl Store for SqliteStore {
     }
 
     async fn mark_delivered(&self, row: i64) -> Result<(), StoreError> {
-        self.control
-            .with(move |conn| {
-                execute(
-                    conn,
-                    "marking a delivery failed",
-                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, \
-                     last_error = NULL WHERE id = ?1",
-                    [row],
-                )
-            })
-            .await?;
+        self.write(move |conn| {
+            execute(
+                conn,
+                "marking a delivery failed",
+                "DELETE FROM outbox WHERE id = ?1",
+                [row],
+            )
+        })
+        .await?;
         Ok(())
     }
 
     async fn record_failure(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
         let (state, next) = retry_columns(retry);
         let error = error.to_owned();
-        self.control
-            .with(move |conn| {
-                execute(
-                    conn,
-                    "recording a failed delivery failed",
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
+        self.write(move |conn| {
+            execute(
+                conn,
+                "recording a failed delivery failed",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = ?3, \
                          next_attempt_us = COALESCE(?4, next_attempt_us) \
                      WHERE id = ?1 AND state = 'pending'",
-                    params![row, error, state, next],
-                )
-            })
-            .await?;
+                params![row, error, state, next],
+            )
+        })
+        .await?;
         Ok(())
     }
 
@@ -696,51 +721,47 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let ids = json_ids(rows)?;
-        self.control
-            .with(move |conn| {
-                execute(
-                    conn,
-                    "marking egress deliveries failed",
-                    "UPDATE egress_outbox SET state = 'delivered', attempts = attempts + 1, \
-                         last_error = NULL \
+        self.write(move |conn| {
+            execute(
+                conn,
+                "marking egress deliveries failed",
+                "DELETE FROM egress_outbox \
                      WHERE state = 'pending' AND id IN (SELECT value FROM json_each(?1))",
-                    [ids],
-                )
-            })
-            .await?;
+                [ids],
+            )
+        })
+        .await?;
         Ok(())
     }
 
     async fn egress_failed(&self, row: i64, error: &str, retry: Retry) -> Result<(), StoreError> {
         let (state, next) = retry_columns(retry);
         let error = error.to_owned();
-        self.control
-            .with(move |conn| {
-                execute(
-                    conn,
-                    "recording an egress failure failed",
-                    "UPDATE egress_outbox SET attempts = attempts + 1, last_error = ?2, \
+        self.write(move |conn| {
+            execute(
+                conn,
+                "recording an egress failure failed",
+                "UPDATE egress_outbox SET attempts = attempts + 1, last_error = ?2, \
                          state = ?3, next_attempt_us = COALESCE(?4, next_attempt_us) \
                      WHERE id = ?1 AND state = 'pending'",
-                    params![row, error, state, next],
-                )
-            })
-            .await?;
+                params![row, error, state, next],
+            )
+        })
+        .await?;
         Ok(())
     }
 
     async fn egress_progress(&self, row: i64, progress: &str) -> Result<(), StoreError> {
         let progress = progress.to_owned();
-        self.control
-            .with(move |conn| {
-                execute(
-                    conn,
-                    "recording egress progress failed",
-                    "UPDATE egress_outbox SET progress = ?2 WHERE id = ?1 AND state = 'pending'",
-                    params![row, progress],
-                )
-            })
-            .await?;
+        self.write(move |conn| {
+            execute(
+                conn,
+                "recording egress progress failed",
+                "UPDATE egress_outbox SET progress = ?2 WHERE id = ?1 AND state = 'pending'",
+                params![row, progress],
+            )
+        })
+        .await?;
         Ok(())
     }
 
@@ -778,8 +799,7 @@ impl Store for SqliteStore {
     async fn forget_seen(&self, before: Timestamp) -> Result<u64, StoreError> {
         let before = to_micros(before);
         let forgotten = self
-            .control
-            .with(move |conn| {
+            .write(move |conn| {
                 execute(
                     conn,
                     "forgetting seen message ids failed",
@@ -843,16 +863,44 @@ impl Store for SqliteStore {
     async fn replay(&self, ids: &[i64]) -> Result<u64, StoreError> {
         self.replay_dead("outbox", ids).await
     }
+
+    fn outbox_changes(&self) -> watch::Receiver<u64> {
+        self.outbox_watch.clone()
+    }
 }
 
 impl SqliteStore {
+    /// Runs one write statement in the writer's next transaction and answers
+    /// once that has committed.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let outcome = work(conn);
+            let succeeded = outcome.is_ok();
+            let answer: Answer = Box::new(move |committed| {
+                let _ = reply.send(committed.map_err(copy_error).and(outcome));
+            });
+            (succeeded, answer)
+        });
+        self.requests
+            .send(Job::Write(job))
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the store's writer stopped".into()))?
+    }
+
     /// Makes dead rows of an outbox table pending again (those of `ids`, or
     /// all when it is empty), their attempts counted from zero.
     async fn replay_dead(&self, table: &'static str, ids: &[i64]) -> Result<u64, StoreError> {
         let ids = json_ids(ids)?;
         let replayed = self
-            .control
-            .with(move |conn| {
+            .write(move |conn| {
                 execute(
                     conn,
                     &format!("replaying the {table} failed"),
@@ -1030,7 +1078,6 @@ fn retry_columns(retry: Retry) -> (&'static str, Option<i64>) {
 fn outbox_state_of(state: &str) -> Result<OutboxState, StoreError> {
     match state {
         "pending" => Ok(OutboxState::Pending),
-        "delivered" => Ok(OutboxState::Delivered),
         "dead" => Ok(OutboxState::Dead),
         other => Err(StoreError::Corrupt(format!(
             "an outbox row has an unknown state {other:?}"
@@ -1095,49 +1142,89 @@ struct Writer {
     conn: Connection,
     latest: LatestLabels,
     commits: Arc<AtomicU64>,
+    /// Counts the commits that may have made outbox rows due.
+    outbox_changes: watch::Sender<u64>,
 }
 
 impl Writer {
-    fn run(mut self, mut queue: mpsc::Receiver<CommitRequest>) {
-        let mut batch = Vec::with_capacity(MAX_REQUESTS_PER_COMMIT);
-        // Waits for one request, then takes whatever else is queued; ends
-        // once every sender is gone and the queue is empty.
+    fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        let mut commits = Vec::with_capacity(MAX_REQUESTS_PER_COMMIT);
+        let mut writes = Vec::new();
+        // Waits for one job, then takes whatever else is queued; ends once
+        // every sender is gone and the queue is empty.
         while let Some(first) = queue.blocking_recv() {
-            batch.push(first);
-            while batch.len() < MAX_REQUESTS_PER_COMMIT {
-                match queue.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Commit(request) => commits.push(request),
+                    Job::Write(work) => writes.push(work),
+                }
+                if commits.len() + writes.len() < MAX_REQUESTS_PER_COMMIT {
+                    next = queue.try_recv().ok();
                 }
             }
-            match self.commit(&batch) {
+            let jobs = commits.len() + writes.len();
+            // Writes replay and reschedule rows.
+            let mut queued = !writes.is_empty();
+            let mut answers = Vec::with_capacity(writes.len());
+            match self.commit(&commits, writes.drain(..), &mut answers, &mut queued) {
                 Ok(stored) => {
+                    if queued {
+                        self.outbox_changes.send_modify(|changes| *changes += 1);
+                    }
                     self.commits.fetch_add(1, Ordering::Relaxed);
-                    for (request, blocks) in batch.drain(..).zip(stored) {
+                    metrics::counter!("taxiway_store_commits_total").increment(1);
+                    metrics::counter!("taxiway_store_committed_requests_total")
+                        .increment(jobs as u64);
+                    for (request, blocks) in commits.drain(..).zip(stored) {
                         // The caller may have gone; its blocks are committed anyway.
                         let _ = request.reply.send(Ok(blocks));
                     }
+                    for answer in answers {
+                        answer(Ok(()));
+                    }
                 }
                 Err(error) => {
-                    tracing::error!("a commit of {} appends failed: {error}", batch.len());
+                    tracing::error!("a commit of {jobs} requests failed: {error}");
                     // The outcome of a failed COMMIT is not certain: reload labels.
                     write_lock(&self.latest).clear();
-                    for request in batch.drain(..) {
+                    for request in commits.drain(..) {
                         let _ = request.reply.send(Err(copy_error(&error)));
+                    }
+                    for answer in answers {
+                        answer(Err(&error));
                     }
                 }
             }
         }
     }
 
-    /// Stores every request's blocks in one transaction; labels are only
-    /// remembered once it has committed.
-    fn commit(&mut self, batch: &[CommitRequest]) -> Result<Vec<Committed>, StoreError> {
+    /// Runs every write, then stores every request's blocks, in one
+    /// transaction; labels are only remembered once it has committed. Each
+    /// write's answer goes to `answers`, whatever happens; `queued` turns
+    /// true when a push or a forward is queued. (Writes first: a
+    /// subscription written in the same transaction as content receives it,
+    /// as it would a moment later.)
+    fn commit(
+        &mut self,
+        batch: &[CommitRequest],
+        writes: impl Iterator<Item = WriteJob>,
+        answers: &mut Vec<Answer>,
+        queued: &mut bool,
+    ) -> Result<Vec<Committed>, StoreError> {
         // IMMEDIATE takes the write lock now, so the clock is read after any wait.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| map_error("cannot begin a transaction", e))?;
+        let tx = WriteTransaction::begin(&self.conn)?;
+        for write in writes {
+            let (succeeded, answer) = write(&tx);
+            answers.push(answer);
+            // A failed statement is undone alone, unless SQLite gave up the
+            // whole transaction (a full disk, an I/O error).
+            if !succeeded && tx.is_autocommit() {
+                return Err(StoreError::Unavailable(
+                    "a write failed and SQLite rolled the transaction back".into(),
+                ));
+            }
+        }
         let mut labels = Labels {
             now: now_micros(),
             given: HashMap::new(),
@@ -1190,7 +1277,7 @@ impl Writer {
                                 id
                             ],
                         )?;
-                        queue_pushes(&tx, &mut pushes, new, *id, now)?;
+                        *queued |= queue_pushes(&tx, &mut pushes, new, *id, now)?;
                         stored.push(stored_new(new, *id, label));
                     }
                     Edit::Remove { feed, id, .. } => {
@@ -1241,10 +1328,11 @@ impl Writer {
                     ],
                 )?;
                 let block_id = tx.last_insert_rowid();
-                queue_pushes(&tx, &mut pushes, new, block_id, now)?;
+                *queued |= queue_pushes(&tx, &mut pushes, new, block_id, now)?;
                 stored.push(stored_new(new, block_id, label));
             }
             for egress in &commit.egress {
+                *queued = true;
                 execute(
                     &tx,
                     "queueing an egress message failed",
@@ -1281,14 +1369,56 @@ impl Writer {
             answers.push(Committed::Stored(stored));
         }
 
-        tx.commit()
-            .map_err(|e| map_error("committing content blocks failed", e))?;
+        tx.commit()?;
         let given = labels.given;
         let mut latest = write_lock(&self.latest);
         for (feed, label) in given {
             latest.insert(feed.to_owned(), label);
         }
         Ok(answers)
+    }
+}
+
+/// The writer's transaction, begun and ended by statements prepared once:
+/// rusqlite's own transactions parse `BEGIN` and `COMMIT` afresh each time,
+/// and the writer commits hundreds of times a second. Rolled back unless
+/// committed.
+struct WriteTransaction<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> WriteTransaction<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+        execute(conn, "cannot begin a transaction", "BEGIN IMMEDIATE", [])?;
+        Ok(WriteTransaction { conn, open: true })
+    }
+
+    fn commit(mut self) -> Result<(), StoreError> {
+        execute(self.conn, "committing content blocks failed", "COMMIT", [])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTransaction<'_> {
+    fn drop(&mut self) {
+        // A failed COMMIT may have ended the transaction already; then
+        // ROLLBACK fails harmlessly.
+        if self.open
+            && !self.conn.is_autocommit()
+            && let Err(error) = execute(self.conn, "rolling back failed", "ROLLBACK", [])
+        {
+            tracing::error!(%error, "the store could not roll back a failed commit");
+        }
     }
 }
 
@@ -1346,23 +1476,24 @@ fn edit_conflict(conn: &Connection, edits: &[Edit]) -> Result<Option<EditConflic
 
 /// Queues a block for every push subscription of its feed that wants its
 /// binding and has no push of it pending already (a replaced block's
-/// pending push delivers the new content).
+/// pending push delivers the new content). Whether it queued any.
 fn queue_pushes<'a>(
     conn: &Connection,
     pushes: &mut HashMap<&'a str, Vec<(String, Vec<String>)>>,
     block: &'a NewBlock,
     block_id: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let feed = block.feed.as_str();
     if !pushes.contains_key(feed) {
         pushes.insert(feed, push_subscribers(conn, feed)?);
     }
+    let mut queued = false;
     for (subscription, bindings) in &pushes[feed] {
         if !bindings.is_empty() && !bindings.contains(&block.binding.id) {
             continue;
         }
-        execute(
+        queued |= 0 < execute(
             conn,
             "queueing a push failed",
             "INSERT INTO outbox (subscription_id, block_id, next_attempt_us, state) \
@@ -1372,7 +1503,7 @@ fn queue_pushes<'a>(
             params![subscription, block_id, now],
         )?;
     }
-    Ok(())
+    Ok(queued)
 }
 
 fn content_columns(content: &XmlContent) -> (&'static str, &str) {

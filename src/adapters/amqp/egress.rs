@@ -21,7 +21,8 @@ use crate::core::*;
 use crate::router::Outgoing;
 use crate::store::{EgressRow, Retry, Store};
 
-/// How often an idle destination looks for new rows.
+/// How often an idle destination looks for rows falling due (new ones wake
+/// it at once).
 const IDLE: Duration = Duration::from_millis(100);
 /// How long a batch's confirms may take, all together. A persistent
 /// message is confirmed once on disk, within a few hundred ms normally.
@@ -139,6 +140,7 @@ impl<S: Store> Publisher<S> {
         channel: &Channel,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), LinkError> {
+        let mut changes = self.store.outbox_changes();
         loop {
             if super::stopping(stop) {
                 return Ok(());
@@ -147,6 +149,8 @@ impl<S: Store> Publisher<S> {
             if !channel.status().connected() {
                 return Err(LinkError::Closed);
             }
+            // Seen before the claim: a commit after it wakes the wait below.
+            changes.borrow_and_update();
             let rows = match self
                 .store
                 .claim_egress(&self.egress.name, Timestamp::now(), self.batch)
@@ -162,6 +166,7 @@ impl<S: Store> Publisher<S> {
             if rows.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE) => {}
+                    Ok(()) = changes.changed() => {}
                     _ = stop.changed() => return Ok(()),
                 }
                 continue;

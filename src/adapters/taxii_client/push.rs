@@ -27,7 +27,8 @@ use crate::store::{DueDelivery, Retry, Store};
 
 /// Rows claimed at once.
 const BATCH: usize = 64;
-/// How often an idle worker looks for new rows.
+/// How often an idle worker looks for rows falling due (new ones wake it
+/// at once).
 const IDLE: Duration = Duration::from_millis(100);
 /// How long one POST may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,10 +64,13 @@ async fn run<S: Store>(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = &gateway.delivery;
+    let mut changes = store.outbox_changes();
     loop {
         if *stop.borrow() {
             return;
         }
+        // Seen before the claim: a commit after it wakes the wait below.
+        changes.borrow_and_update();
         let claimed = match store.claim_due(Timestamp::now(), BATCH).await {
             Ok(claimed) => claimed,
             Err(error) => {
@@ -120,6 +124,7 @@ async fn run<S: Store>(
         if !full {
             tokio::select! {
                 _ = tokio::time::sleep(IDLE) => {}
+                Ok(()) = changes.changed() => {}
                 _ = stop.changed() => return,
             }
         }

@@ -7,6 +7,7 @@
 //! declared: what we store must stand alone as a namespace-well-formed document.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesRef, BytesStart, Event};
@@ -59,6 +60,9 @@ impl<'a> Element<'a> {
         })
     }
 }
+
+/// Bindings in scope up to which shadowing is found by a plain search.
+const SMALL_SCOPE: usize = 32;
 
 pub(crate) struct XmlCursor<'a> {
     input: &'a str,
@@ -502,24 +506,41 @@ impl<'a> XmlCursor<'a> {
     /// Writes ` xmlns:p="..."` for every binding in scope outside `root` that
     /// `root` does not declare itself and that its text mentions.
     fn push_inherited(&self, out: &mut String, root: &Element<'a>, span: &str, uses_default: bool) {
+        // Innermost first: a binding shadows those of its prefix further
+        // out, and the root's own declarations shadow them all.
         let scope = &self.bindings[..root.outer_scope];
-        for (index, binding) in scope.iter().enumerate().rev() {
-            let prefix = binding.prefix;
-            let shadowed = scope[index + 1..]
+        let effective: Vec<&Binding<'a>> = if scope.len() + root.declares.len() <= SMALL_SCOPE {
+            let mut seen: Vec<&str> = root.declares.clone();
+            scope
                 .iter()
-                .any(|b| b.prefix == binding.prefix);
-            if shadowed || root.declares.contains(&prefix) {
-                continue;
-            }
-            if prefix.is_empty() {
+                .rev()
+                .filter(|binding| {
+                    let fresh = !seen.contains(&binding.prefix);
+                    seen.push(binding.prefix);
+                    fresh
+                })
+                .collect()
+        } else {
+            // A set, not a search per binding: a hostile document can put
+            // 100,000 bindings in scope.
+            let mut seen: HashSet<&str> = root.declares.iter().copied().collect();
+            scope
+                .iter()
+                .rev()
+                .filter(|binding| seen.insert(binding.prefix))
+                .collect()
+        };
+        let mentioned = mentioned_among(span, &effective);
+        for (binding, mentioned) in effective.iter().zip(mentioned) {
+            if binding.prefix.is_empty() {
                 if uses_default && !binding.uri.is_empty() {
                     out.push_str(" xmlns=\"");
                     escape_attribute_into(out, &binding.uri);
                     out.push('"');
                 }
-            } else if mentions_prefix(span, prefix) {
+            } else if mentioned {
                 out.push_str(" xmlns:");
-                out.push_str(prefix);
+                out.push_str(binding.prefix);
                 out.push_str("=\"");
                 escape_attribute_into(out, &binding.uri);
                 out.push('"');
@@ -765,6 +786,46 @@ pub(crate) fn mentions_prefix(span: &str, prefix: &str) -> bool {
     })
 }
 
+/// For each binding, whether [`mentions_prefix`] finds its prefix in the
+/// text, in one pass for all of them (a STIX package inherits a dozen or
+/// more): the name before each `:` that starts at a name boundary is
+/// looked up among the prefixes. Each byte is looked at once going back
+/// from a colon, whatever the text holds.
+fn mentioned_among(span: &str, bindings: &[&Binding<'_>]) -> Vec<bool> {
+    let mut mentioned = vec![false; bindings.len()];
+    let mut by_prefix: Vec<(&str, usize)> = bindings
+        .iter()
+        .enumerate()
+        .filter(|(_, binding)| !binding.prefix.is_empty())
+        .map(|(index, binding)| (binding.prefix, index))
+        .collect();
+    by_prefix.sort_unstable();
+    let mut unseen = by_prefix.len();
+    let bytes = span.as_bytes();
+    for colon in memchr::memchr_iter(b':', bytes) {
+        if unseen == 0 {
+            break;
+        }
+        let start = bytes[..colon]
+            .iter()
+            .rposition(|&byte| !is_name_byte(byte))
+            .map_or(0, |before| before + 1);
+        // A boundary inside a multi-byte character cannot be: every byte
+        // of one is a name byte.
+        let Some(name) = span.get(start..colon) else {
+            continue;
+        };
+        if let Ok(at) = by_prefix.binary_search_by(|(prefix, _)| prefix.cmp(&name)) {
+            let index = by_prefix[at].1;
+            if !mentioned[index] {
+                mentioned[index] = true;
+                unseen -= 1;
+            }
+        }
+    }
+    mentioned
+}
+
 fn is_name_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.') || byte >= 0x80
 }
@@ -780,5 +841,51 @@ pub(crate) fn escape_attribute_into(out: &mut String, value: &str) {
             '\t' => out.push_str("&#9;"),
             c => out.push(c),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefixes_mentioned_are_those_mentions_prefix_finds() {
+        let span = concat!(
+            r#"<stix:Package xmlns:own="urn:own" xsi:type="stixVocabs:Kind-1.0" "#,
+            r#"a.b-c_d:x="1"><é:t>x:y ::z 2:30 -no:</é:t></stix:Package>"#,
+        );
+        let prefixes = [
+            "stix",
+            "xmlns",
+            "xsi",
+            "stixVocabs",
+            "a.b-c_d",
+            "é",
+            "x",
+            "2",
+            "-no",
+            "urn",
+            "own",
+            "Package",
+            "tix",
+            "b-c_d",
+            "z",
+            "y",
+            "",
+        ];
+        let bindings: Vec<Binding> = prefixes
+            .iter()
+            .map(|prefix| Binding {
+                prefix,
+                uri: Cow::Borrowed("urn:x"),
+            })
+            .collect();
+        let refs: Vec<&Binding> = bindings.iter().collect();
+        let mentioned = mentioned_among(span, &refs);
+        for (prefix, mentioned) in prefixes.iter().zip(&mentioned) {
+            let expected = !prefix.is_empty() && mentions_prefix(span, prefix);
+            assert_eq!(*mentioned, expected, "{prefix}");
+        }
+        assert_eq!(mentioned.iter().filter(|m| **m).count(), 10);
     }
 }
