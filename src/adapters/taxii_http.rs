@@ -6,7 +6,7 @@
 //! in the requester's dialect (or one it accepts), with the X-TAXII headers
 //! peers such as OpenTAXII require on every response.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::{Body as HttpBody, Bytes};
@@ -514,7 +514,6 @@ fn empty_reply(dialect: Dialect) -> Response {
 }
 
 fn taxii_response(dialect: Dialect, status: StatusCode, body: HttpBody) -> Response {
-    let ids = taxii_xml::ids().dialect(dialect);
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -522,15 +521,38 @@ fn taxii_response(dialect: Dialect, status: StatusCode, body: HttpBody) -> Respo
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/xml"),
     );
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    };
-    set(X_TAXII_CONTENT_TYPE, &ids.content_type);
-    set(X_TAXII_PROTOCOL, &ids.protocol_http);
-    if dialect != Dialect::Draft {
-        set(X_TAXII_SERVICES, &ids.services_version);
+    for (name, value) in dialect_headers(dialect) {
+        headers.insert(*name, value.clone());
     }
     response
+}
+
+/// The X-TAXII headers of each dialect's responses, made once: a header
+/// value cloned shares its bytes, one made from a string copies them.
+fn dialect_headers(dialect: Dialect) -> &'static [(&'static str, HeaderValue)] {
+    type Headers = Vec<(&'static str, HeaderValue)>;
+    static HEADERS: OnceLock<Vec<(Dialect, Headers)>> = OnceLock::new();
+    let all = HEADERS.get_or_init(|| {
+        Dialect::ALL
+            .into_iter()
+            .map(|dialect| {
+                let ids = taxii_xml::ids().dialect(dialect);
+                let mut values = vec![
+                    (X_TAXII_CONTENT_TYPE, ids.content_type.as_str()),
+                    (X_TAXII_PROTOCOL, ids.protocol_http.as_str()),
+                ];
+                if dialect != Dialect::Draft {
+                    values.push((X_TAXII_SERVICES, ids.services_version.as_str()));
+                }
+                let values = values
+                    .into_iter()
+                    .filter_map(|(name, value)| Some((name, HeaderValue::from_str(value).ok()?)))
+                    .collect();
+                (dialect, values)
+            })
+            .collect()
+    });
+    all.iter()
+        .find(|(known, _)| *known == dialect)
+        .map_or(&[], |(_, values)| values.as_slice())
 }

@@ -63,7 +63,7 @@ impl<S: Store + Clone> Services<S> {
         intake: Intake,
         cursor: Option<PollCursor>,
     ) -> Result<Accepted, StoreError> {
-        let plan = self.router.route(&intake.envelope, &intake.feeds);
+        let mut plan = self.router.route(&intake.envelope, &intake.feeds);
         for line in &plan.trace {
             tracing::debug!(message_id = %intake.envelope.message.id, "{line}");
         }
@@ -75,9 +75,9 @@ impl<S: Store + Clone> Services<S> {
             body: Body::Inbox(inbox),
             id,
             ..
-        }) = &plan.stored_message
+        }) = plan.stored_message.take()
         {
-            for block in &inbox.content_blocks {
+            for block in inbox.content_blocks {
                 let takers: Vec<&String> = plan
                     .store
                     .iter()
@@ -87,15 +87,22 @@ impl<S: Store + Clone> Services<S> {
                             .is_some_and(|feed| feed.content_bindings.contains(&block.binding.id))
                     })
                     .collect();
-                if takers.is_empty() {
-                    return Ok(Accepted::Unsupported(block.binding.id.clone()));
-                }
-                blocks.extend(takers.into_iter().map(|feed| NewBlock {
-                    feed: feed.clone(),
+                let Some((last, others)) = takers.split_last() else {
+                    return Ok(Accepted::Unsupported(block.binding.id));
+                };
+                blocks.extend(others.iter().map(|feed| NewBlock {
+                    feed: (*feed).clone(),
                     binding: block.binding.clone(),
                     content: block.content.clone(),
                     source_message_id: id.clone(),
                 }));
+                // The last feed takes the payload itself, uncopied.
+                blocks.push(NewBlock {
+                    feed: (*last).clone(),
+                    binding: block.binding,
+                    content: block.content,
+                    source_message_id: id.clone(),
+                });
             }
         }
         let mut edits = Vec::new();
