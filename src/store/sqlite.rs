@@ -41,7 +41,6 @@ const MAX_REQUESTS_PER_COMMIT: usize = 512;
 /// Calls waiting for the writer before `commit` waits to enqueue.
 const QUEUE_CAPACITY: usize = 4096;
 const READ_CONNECTIONS: usize = 4;
-const PAGE_SIZE: i64 = 4096;
 /// Page cache of a read connection (SQLite's default is 2 MiB): a large
 /// poll streams through pages it reads once, and would leave every read
 /// connection's cache full of them; the operating system's file cache
@@ -192,8 +191,6 @@ impl SqliteStore {
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
-        conn.pragma_update(None, "page_size", PAGE_SIZE)
-            .map_err(|e| map_error("cannot set the page size", e))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(|e| map_error("cannot enter WAL mode", e))?;
