@@ -12,7 +12,7 @@ pub use intake::{Accepted, Intake, Replacing};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use crate::config::{Config, FeedConfig, Right, ServiceConfig, ServiceKind};
 use crate::core::*;
@@ -27,12 +27,17 @@ pub const POLL_PAGE: usize = 1000;
 
 /// Most content blocks, and most bytes of content, read from the store at
 /// a time while a poll response is sent: however large the feed or the
-/// page, a response holds no more (but a single larger block).
+/// page, a response holds no more than [`READ_AHEAD_CHUNKS`] such chunks
+/// (or a single larger block).
 pub const POLL_CHUNK_BLOCKS: usize = 256;
 pub const POLL_CHUNK_BYTES: u64 = 1 << 20;
 /// Polls returning at most this many blocks are read in one query; larger
 /// ones cost one such read more, which is small beside them.
 const SMALL_POLL_BLOCKS: usize = 32;
+
+/// The chunks of a page read at once: the one being written out and the
+/// next.
+const READ_AHEAD_CHUNKS: usize = 2;
 
 /// Content blocks that follow those of a reply's message, read from the
 /// store while the reply is sent. An error ends the stream: the reply is
@@ -311,24 +316,24 @@ impl<S: Store + Clone> Services<S> {
         extent: PollExtent,
         reader: BlockReader,
     ) -> Result<Page, StoreError> {
-        let mut chunks = chunk_ranges(&extent.blocks).map(|(first, last, count)| PollQuery {
-            // Labels are whole microseconds: one before the first excludes none.
-            exclusive_begin: Some(first.shifted_nanos(-1_000)),
-            inclusive_end: Some(last),
-            limit: count,
-            ..query.clone()
-        });
-        let first = match chunks.next() {
-            Some(chunk) => self.store.poll(chunk).await?.blocks,
-            None => Vec::new(),
-        };
-        let rest: Vec<PollQuery> = chunks.collect();
+        let chunks: Vec<PollQuery> = chunk_ranges(&extent.blocks)
+            .map(|(first, last, count)| PollQuery {
+                // Labels are whole microseconds: one before the first excludes none.
+                exclusive_begin: Some(first.shifted_nanos(-1_000)),
+                inclusive_end: Some(last),
+                limit: count,
+                ..query.clone()
+            })
+            .collect();
+        let more_chunks = chunks.len() > 1;
+        let mut blocks = read_chunks(self.store.clone(), chunks, reader);
+        let first = blocks.next().await.transpose()?.unwrap_or_default();
         Ok(Page {
-            first: reader.keep(first),
+            first,
             count: extent.blocks.len() as u64,
             last: extent.blocks.last().map(|(label, _)| *label),
             more: extent.more,
-            rest: (!rest.is_empty()).then(|| read_chunks(self.store.clone(), rest, reader)),
+            rest: more_chunks.then_some(blocks),
         })
     }
 
@@ -939,20 +944,23 @@ fn chunk_ranges(
     })
 }
 
-/// Reads the chunks of a page one at a time, each when the one before has
-/// been taken.
-fn read_chunks<S: Store>(store: S, chunks: Vec<PollQuery>, reader: BlockReader) -> MoreBlocks {
-    Box::pin(futures_util::stream::try_unfold(
-        (store, chunks.into_iter(), reader),
-        |(store, mut chunks, reader)| async move {
-            let Some(chunk) = chunks.next() else {
-                return Ok(None);
-            };
-            let page = store.poll(chunk).await?;
-            let blocks = reader.keep(page.blocks);
-            Ok(Some((blocks, (store, chunks, reader))))
-        },
-    ))
+/// Reads the chunks of a page in order, the next one read while the one
+/// before is written out, so that the store and the connection work side by
+/// side; no more than [`READ_AHEAD_CHUNKS`] chunks are held at once.
+fn read_chunks<S: Store + Clone>(
+    store: S,
+    chunks: Vec<PollQuery>,
+    reader: BlockReader,
+) -> MoreBlocks {
+    Box::pin(
+        futures_util::stream::iter(chunks)
+            .map(move |chunk| {
+                let store = store.clone();
+                let reader = reader.clone();
+                async move { Ok(reader.keep(store.poll(chunk).await?.blocks)) }
+            })
+            .buffered(READ_AHEAD_CHUNKS),
+    )
 }
 
 /// Who reads a feed's blocks, when the feed restricts some of them.
