@@ -6,7 +6,9 @@
 //!   that nothing is published before a queue can take it).
 //! - `inbox-to-exchange`: POSTs N TAXII 1.1 inbox messages (~2 KB STIX each,
 //!   unique ids) and times them until all sit in the queue bound to the
-//!   egress exchange, i.e. were confirmed there by the broker.
+//!   egress exchange, i.e. were confirmed there by the broker. That queue
+//!   is emptied first, so that every run meets the broker as the bare
+//!   lapin publisher's does (which publishes to a queue of its own, purged).
 //! - `queue-to-feed`: publishes N messages to the ingress queue with
 //!   pipelined confirms and times them until taxiway counts them stored.
 //! - `teardown`: deletes what `setup` declared.
@@ -20,7 +22,7 @@ use anyhow::{Context, bail, ensure};
 use clap::{Parser, Subcommand};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -257,6 +259,13 @@ async fn inbox_to_exchange(
     concurrency: usize,
 ) -> anyhow::Result<serde_json::Value> {
     ensure!(concurrency > 0, "--concurrency must be at least 1");
+    channel
+        .queue_purge(
+            names.exchange_queue.as_str().into(),
+            QueuePurgeOptions::default(),
+        )
+        .await
+        .context("emptying the egress exchange's queue")?;
     let before = ready(channel, &names.exchange_queue).await?;
     let client = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
