@@ -11,6 +11,27 @@ use taxiway::core::{Body, Dialect, Envelope, Identity, Origin, Relay, Timestamp,
 use taxiway::gateway::Gateway;
 use taxiway::router::Router;
 
+/// glibc serves an allocation from its heap once one as large has been
+/// freed (its mmap threshold rises to the largest freed), and keeps what is
+/// freed there. Each argon2 verification takes 19 MiB: from the second on
+/// (a wrong password, a cached check renewed after five minutes) those
+/// stayed resident for good. With the thresholds fixed, an allocation over
+/// 4 MiB gets a mapping of its own, returned when freed, while a poll's
+/// chunks (a few MiB) are still reused from the heap rather than mapped
+/// and faulted in again for every chunk.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_allocations() {
+    // SAFETY: mallopt only sets the allocator's parameters, here before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_allocations() {}
+
 #[derive(Parser)]
 #[command(
     name = "taxiway",
@@ -142,6 +163,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    return_large_allocations();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config, overrides),

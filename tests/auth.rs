@@ -158,6 +158,18 @@ async fn post(
     }
 }
 
+/// A 1.1 poll of Gold, the for-pay feed, with `auth`.
+async fn poll_gold(address: SocketAddr, auth: &str) -> Reply {
+    post(
+        address,
+        "/feeds/pay",
+        Dialect::V11,
+        Some(auth),
+        &poll(Dialect::V11, "Gold"),
+    )
+    .await
+}
+
 /// Blocks of `feed` a rightful identity polls back in 1.1.
 async fn stored(address: SocketAddr, path: &str, feed: &str, auth: Option<&str>) -> usize {
     post(address, path, Dialect::V11, auth, &poll(Dialect::V11, feed))
@@ -409,40 +421,66 @@ async fn verified_credentials_are_cached_and_wrong_ones_still_refused() {
     let address = gateway.local_addr;
     let demo = common::demo_auth();
     for _ in 0..10 {
-        let reply = post(
-            address,
-            "/feeds/pay",
-            Dialect::V11,
-            Some(&demo),
-            &poll(Dialect::V11, "Gold"),
-        )
-        .await;
+        let reply = poll_gold(address, &demo).await;
         assert_eq!(reply.blocks(Dialect::V11), 0);
     }
     assert_eq!(gateway.authenticator.full_verifications(), 1);
     // A cached success spares nothing to a wrong password.
     let wrong = common::basic("demo", "taxiway-demo-not");
-    let reply = post(
-        address,
-        "/feeds/pay",
-        Dialect::V11,
-        Some(&wrong),
-        &poll(Dialect::V11, "Gold"),
-    )
-    .await;
+    let reply = poll_gold(address, &wrong).await;
     assert_eq!(reply.refused(Dialect::V11), StatusType::Unauthorized);
     assert_eq!(gateway.authenticator.full_verifications(), 2);
-    let reply = post(
-        address,
-        "/feeds/pay",
-        Dialect::V11,
-        Some(&demo),
-        &poll(Dialect::V11, "Gold"),
-    )
-    .await;
+    let reply = poll_gold(address, &demo).await;
     assert_eq!(reply.blocks(Dialect::V11), 0);
     assert_eq!(gateway.authenticator.full_verifications(), 2);
     gateway.stop().await.unwrap();
+}
+
+/// The resident set size of a process now, in bytes.
+fn resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+    let kilobytes: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a VmRSS line in kB");
+    kilobytes * 1024
+}
+
+/// Each argon2 verification takes 19 MiB. The binary hands that memory
+/// back once a verification ends: wrong passwords, each verified in full,
+/// cannot pile it up in the allocator (they did, 19 MiB a verification on a
+/// thread of its own, until the allocator's thresholds were fixed).
+#[tokio::test]
+async fn wrong_passwords_leave_no_memory_behind() {
+    const ARGON2_MEMORY: u64 = 19 * 1024 * 1024;
+    let dir = common::temp_dir("auth-memory");
+    let address: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let server = common::spawn_binary(address, &dir, "memory.log").await;
+    let pid = server.0.id();
+    let demo = common::demo_auth();
+    let reply = poll_gold(address, &demo).await;
+    assert_eq!(reply.blocks(Dialect::V11), 0);
+    let before = resident(pid);
+    for attempt in 0..4 {
+        let wrong = common::basic("demo", &format!("not-the-password-{attempt}"));
+        let reply = poll_gold(address, &wrong).await;
+        assert_eq!(reply.refused(Dialect::V11), StatusType::Unauthorized);
+    }
+    let after = resident(pid);
+    eprintln!(
+        "resident {} MB before four wrong passwords, {} MB after",
+        before >> 20,
+        after >> 20
+    );
+    assert!(
+        after.saturating_sub(before) < ARGON2_MEMORY,
+        "four wrong passwords left {} MB more resident",
+        after.saturating_sub(before) >> 20
+    );
 }
 
 #[test]
