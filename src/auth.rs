@@ -385,28 +385,35 @@ mod tests {
         assert_ne!(base, key_of(2, "ann", "h1", "pw"));
     }
 
+    /// `count` verifications of ann's `password`, all started at once.
+    async fn at_once(
+        auth: &Arc<Authenticator>,
+        password: &'static str,
+        count: usize,
+    ) -> Vec<Result<Identity, AuthError>> {
+        let arriving: Vec<_> = (0..count)
+            .map(|_| {
+                let auth = Arc::clone(auth);
+                tokio::spawn(async move { auth.verify("ann", password).await })
+            })
+            .collect();
+        futures_util::future::join_all(arriving)
+            .await
+            .into_iter()
+            .map(|joined| joined.expect("a verification task"))
+            .collect()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_same_credentials_arriving_at_once_are_verified_once() {
         let auth = authenticator(&hash_password("right").unwrap());
-        let arriving: Vec<_> = (0..8)
-            .map(|_| {
-                let auth = Arc::clone(&auth);
-                tokio::spawn(async move { auth.verify("ann", "right").await })
-            })
-            .collect();
-        for verified in futures_util::future::join_all(arriving).await {
-            assert_eq!(verified.unwrap(), Ok(Identity::Named("ann".into())));
+        for verified in at_once(&auth, "right", 8).await {
+            assert_eq!(verified, Ok(Identity::Named("ann".into())));
         }
         assert_eq!(auth.full_verifications(), 1);
         assert!(lock(&auth.pending).is_empty(), "nothing left pending");
-        let refused: Vec<_> = (0..4)
-            .map(|_| {
-                let auth = Arc::clone(&auth);
-                tokio::spawn(async move { auth.verify("ann", "wrong").await })
-            })
-            .collect();
-        for verified in futures_util::future::join_all(refused).await {
-            assert_eq!(verified.unwrap(), Err(AuthError::BadCredentials));
+        for verified in at_once(&auth, "wrong", 4).await {
+            assert_eq!(verified, Err(AuthError::BadCredentials));
         }
         let after_concurrent = auth.full_verifications();
         assert!((2..=5).contains(&after_concurrent), "{after_concurrent}");

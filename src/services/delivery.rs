@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::EgressConfig;
 use crate::core::Timestamp;
-use crate::store::{EgressRow, Retry, Store};
+use crate::store::{EgressRow, OutboxWake, Retry, Store};
 
 /// Rows claimed at once.
 const BATCH: usize = 32;
@@ -31,13 +31,12 @@ pub async fn drain<S: Store>(
     mut stop: watch::Receiver<bool>,
     deliver: &mut impl Deliver,
 ) {
-    let mut changes = store.outbox_changes();
+    let mut wake = OutboxWake::new(store);
     loop {
         if *stop.borrow() {
             return;
         }
-        // Seen before the claim: a commit after it wakes the wait below.
-        changes.borrow_and_update();
+        wake.looking();
         let rows = match store
             .claim_egress(&egress.name, Timestamp::now(), BATCH)
             .await
@@ -84,8 +83,7 @@ pub async fn drain<S: Store>(
         }
         if !full {
             tokio::select! {
-                _ = tokio::time::sleep(IDLE) => {}
-                Ok(()) = changes.changed() => {}
+                _ = wake.wait(IDLE) => {}
                 _ = stop.changed() => return,
             }
         }

@@ -482,6 +482,31 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_changes(&self) -> watch::Receiver<u64>;
 }
 
+/// How an idle outbox worker waits: until a commit may have made rows due
+/// for it, or `idle` has passed (rows scheduled for a retry fall due with
+/// no commit).
+pub struct OutboxWake(watch::Receiver<u64>);
+
+impl OutboxWake {
+    pub fn new(store: &impl Store) -> OutboxWake {
+        OutboxWake(store.outbox_changes())
+    }
+
+    /// Called before each look at the outbox, so that a commit after the
+    /// look ends the wait that follows it.
+    pub fn looking(&mut self) {
+        self.0.borrow_and_update();
+    }
+
+    pub async fn wait(&mut self, idle: std::time::Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(idle) => {}
+            // A closed store only leaves the timer.
+            Ok(()) = self.0.changed() => {}
+        }
+    }
+}
+
 /// A shared store is a store: the services and the delivery workers hold one each.
 impl<T: Store> Store for std::sync::Arc<T> {
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<Committed, StoreError>> + Send {

@@ -19,7 +19,7 @@ use crate::bindings::amqp::{AmqpMappings, EncodeMeta, encode};
 use crate::config::{AmqpEgressConfig, EgressConfig};
 use crate::core::*;
 use crate::router::Outgoing;
-use crate::store::{EgressRow, Retry, Store};
+use crate::store::{EgressRow, OutboxWake, Retry, Store};
 
 /// How often an idle destination looks for rows falling due (new ones wake
 /// it at once).
@@ -140,7 +140,7 @@ impl<S: Store> Publisher<S> {
         channel: &Channel,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), LinkError> {
-        let mut changes = self.store.outbox_changes();
+        let mut wake = OutboxWake::new(&self.store);
         loop {
             if super::stopping(stop) {
                 return Ok(());
@@ -149,8 +149,7 @@ impl<S: Store> Publisher<S> {
             if !channel.status().connected() {
                 return Err(LinkError::Closed);
             }
-            // Seen before the claim: a commit after it wakes the wait below.
-            changes.borrow_and_update();
+            wake.looking();
             let rows = match self
                 .store
                 .claim_egress(&self.egress.name, Timestamp::now(), self.batch)
@@ -165,8 +164,7 @@ impl<S: Store> Publisher<S> {
             };
             if rows.is_empty() {
                 tokio::select! {
-                    _ = tokio::time::sleep(IDLE) => {}
-                    Ok(()) = changes.changed() => {}
+                    _ = wake.wait(IDLE) => {}
                     _ = stop.changed() => return Ok(()),
                 }
                 continue;

@@ -23,7 +23,7 @@ use super::TaxiiClient;
 use crate::bindings::taxii_xml;
 use crate::config::{Config, DeliveryConfig};
 use crate::core::*;
-use crate::store::{DueDelivery, Retry, Store};
+use crate::store::{DueDelivery, OutboxWake, Retry, Store};
 
 /// Rows claimed at once.
 const BATCH: usize = 64;
@@ -64,13 +64,12 @@ async fn run<S: Store>(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = &gateway.delivery;
-    let mut changes = store.outbox_changes();
+    let mut wake = OutboxWake::new(&store);
     loop {
         if *stop.borrow() {
             return;
         }
-        // Seen before the claim: a commit after it wakes the wait below.
-        changes.borrow_and_update();
+        wake.looking();
         let claimed = match store.claim_due(Timestamp::now(), BATCH).await {
             Ok(claimed) => claimed,
             Err(error) => {
@@ -123,8 +122,7 @@ async fn run<S: Store>(
         }
         if !full {
             tokio::select! {
-                _ = tokio::time::sleep(IDLE) => {}
-                Ok(()) = changes.changed() => {}
+                _ = wake.wait(IDLE) => {}
                 _ = stop.changed() => return,
             }
         }
