@@ -134,6 +134,13 @@ impl Authenticator {
                 .entry(entry)
                 .or_insert_with(|| Arc::new(OnceCell::new())),
         );
+        // Left when this request ends, answered or dropped midway (a client
+        // gone), so that abandoned verifications do not pile up.
+        let _leaving = Leaving {
+            pending: &self.pending,
+            entry,
+            verification: &verification,
+        };
         let verified = *verification
             .get_or_init(|| async {
                 let verified = self
@@ -145,15 +152,6 @@ impl Authenticator {
                 verified
             })
             .await;
-        {
-            let mut pending = lock(&self.pending);
-            if pending
-                .get(&entry)
-                .is_some_and(|running| Arc::ptr_eq(running, &verification))
-            {
-                pending.remove(&entry);
-            }
-        }
         if verified {
             Ok(Identity::Named(user.to_owned()))
         } else {
@@ -259,6 +257,26 @@ impl Authenticator {
             }
         }
         cache.insert(entry, Instant::now());
+    }
+}
+
+/// Takes a finished or abandoned verification out of `pending`, unless
+/// another has taken its place since.
+struct Leaving<'a> {
+    pending: &'a Mutex<HashMap<[u8; 32], Arc<OnceCell<bool>>>>,
+    entry: [u8; 32],
+    verification: &'a Arc<OnceCell<bool>>,
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        let mut pending = lock(self.pending);
+        if pending
+            .get(&self.entry)
+            .is_some_and(|running| Arc::ptr_eq(running, self.verification))
+        {
+            pending.remove(&self.entry);
+        }
     }
 }
 
@@ -402,6 +420,28 @@ mod tests {
             .into_iter()
             .map(|joined| joined.expect("a verification task"))
             .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verification_abandoned_midway_leaves_nothing_pending() {
+        let auth = authenticator(&hash_password("right").unwrap());
+        let abandoned = {
+            let auth = Arc::clone(&auth);
+            tokio::spawn(async move { auth.verify("ann", "wrong").await })
+        };
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while lock(&auth.pending).is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the verification is pending");
+        abandoned.abort();
+        assert!(
+            abandoned.await.is_err_and(|e| e.is_cancelled()),
+            "dropped midway"
+        );
+        assert!(lock(&auth.pending).is_empty(), "nothing left pending");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
