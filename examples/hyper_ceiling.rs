@@ -124,6 +124,8 @@ fn durable_writer(
     dir: &std::path::Path,
 ) -> rusqlite::Result<mpsc::Sender<(Bytes, oneshot::Sender<()>)>> {
     let conn = rusqlite::Connection::open(dir.join("ceiling.sqlite3"))?;
+    // taxiway's page size, so that bodies pack into pages as its blocks do.
+    conn.pragma_update(None, "page_size", 8192)?;
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute(

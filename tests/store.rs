@@ -124,6 +124,35 @@ async fn open_creates_the_directory_and_an_empty_store() {
 }
 
 #[tokio::test]
+async fn blocks_of_two_kilobytes_share_pages() {
+    let dir = TempDir::new("pages");
+    let store = open(&dir).await;
+    let pages = || {
+        raw_connection_at(dir.path())
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    let before = pages();
+    let body = "x".repeat(2000);
+    let blocks = 1000;
+    store
+        .append((0..blocks).map(|_| text("feed", &body)).collect())
+        .await
+        .unwrap();
+    // One block a page (4 KiB pages) would take twice the content's size.
+    let grown = (pages() - before) as f64 / (blocks * body.len()) as f64;
+    assert!(
+        grown < 1.6,
+        "the store grew {grown:.2} times the content it was given"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
 async fn labels_increase_within_one_call_of_many_blocks() {
     let dir = TempDir::new("one-call");
     let store = open(&dir).await;
