@@ -9,6 +9,7 @@ pub mod bindings;
 pub mod config;
 pub mod core;
 pub mod gateway;
+pub mod log_writer;
 pub mod router;
 pub mod services;
 pub mod store;

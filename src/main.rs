@@ -192,14 +192,11 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: Option<PathBuf>, overrides: ServeOverrides) -> anyhow::Result<ExitCode> {
-    // Events are written by a thread of their own, in batches: a write to
-    // standard output per event cost a busy inbox a tenth of its rate.
-    // Never lossy (a full buffer makes the logger wait): they are the audit
-    // trail of what came in. Flushed when `_flushed` goes at the end.
-    let (log, _flushed) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::new(std::io::stdout()));
+    // Events are written by a thread of their own, in batches (see
+    // taxiway::log_writer), never lossy: they are the audit trail of what
+    // came in. What is pending is written when `_flushed` goes at the end.
+    let (log, _flushed) = taxiway::log_writer::batched(std::io::stdout(), "log-writer")
+        .context("cannot start the log writer")?;
     tracing_subscriber::fmt()
         .with_writer(log)
         .with_env_filter(
