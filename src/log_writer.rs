@@ -53,14 +53,20 @@ struct State {
     closing: bool,
 }
 
+// A logger that panicked mid-append leaves whole events behind it (each
+// is appended in one call): a poisoned lock is used on.
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A logger that panicked mid-append leaves whole events behind it:
-        // each is appended in one call.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+fn wait<'a>(condvar: &Condvar, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    condvar
+        .wait(state)
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Starts the writer thread, named `thread_name`, writing to `out`.
@@ -94,10 +100,7 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
         let closing = {
             let mut state = shared.lock();
             while state.events.is_empty() && !state.closing {
-                state = shared
-                    .pending
-                    .wait(state)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state = wait(&shared.pending, state);
             }
             // Others are likely to follow the first: gather them.
             if state.events.len() < BATCH_BYTES && !state.closing {
@@ -141,11 +144,7 @@ impl Write for Appender<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let mut state = self.shared.lock();
         while state.events.len() >= MAX_PENDING_BYTES && !state.closing {
-            state = self
-                .shared
-                .taken
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = wait(&self.shared.taken, state);
         }
         let before = state.events.len();
         state.events.extend_from_slice(bytes);

@@ -6,6 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use taxiway::bindings::taxii_xml::parse;
 use taxiway::config::Config;
@@ -538,4 +539,53 @@ fn serve_prints_the_demo_account_of_the_default_scenario() {
     child.wait().unwrap();
     let expected = format!("demo account: demo / {}", common::DEMO_PASSWORD);
     assert!(banner.contains(&expected), "{banner:?}");
+}
+
+/// What the binary's log holds once `wanted` appears in it, or the log
+/// after `within`.
+async fn log_once_it_holds(log: &std::path::Path, wanted: &str, within: Duration) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(wanted) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The binary's log events reach its standard output while it serves (a
+/// refusal is logged within the writer's interval, not at exit), and those
+/// of its shutdown are written before it exits.
+#[tokio::test]
+async fn the_binary_logs_while_serving_and_up_to_its_exit() {
+    let dir = common::temp_dir("auth-log");
+    let address: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let mut server = common::spawn_binary(address, &dir, "events.log").await;
+    let log = dir.join("events.log");
+    let wrong = common::basic("demo", "not-the-password");
+    let reply = poll_gold(address, &wrong).await;
+    assert_eq!(reply.refused(Dialect::V11), StatusType::Unauthorized);
+    let text = log_once_it_holds(
+        &log,
+        "HTTP Basic credentials refused",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(text.contains("HTTP Basic credentials refused"), "{text}");
+
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("stopping: finishing requests in flight"),
+        "{text}"
+    );
 }
