@@ -6,9 +6,12 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use taxiway::bindings::taxii_xml::parse;
+use taxiway::config::Config;
 use taxiway::core::*;
+use taxiway::gateway::Gateway;
 use taxiway::services::POLL_PAGE;
 
 const NS_11: &str = "http://taxii.mitre.org/messages/taxii_xml_binding-1.1";
@@ -18,13 +21,23 @@ const FEED: &str = "Public";
 const POLL_PATH: &str = "/feeds/public";
 
 async fn post(address: SocketAddr, path: &str, body: &str) -> Message {
-    let headers = [
+    post_as(address, path, None, body).await
+}
+
+async fn post_as(
+    address: SocketAddr,
+    path: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> Message {
+    let mut headers = vec![
         ("Content-Type", "application/xml"),
         ("X-TAXII-Content-Type", BINDING_11),
         ("X-TAXII-Accept", BINDING_11),
         ("X-TAXII-Protocol", "urn:taxii.mitre.org:protocol:http:1.0"),
         ("X-TAXII-Services", "urn:taxii.mitre.org:services:1.1"),
     ];
+    headers.extend(authorization.map(|value| ("Authorization", value)));
     let (status, _, body) = common::http(address, "POST", path, &headers, body.as_bytes()).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let parsed = parse(&body)
@@ -33,8 +46,18 @@ async fn post(address: SocketAddr, path: &str, body: &str) -> Message {
     parsed.message
 }
 
-/// Stores packages `first..first + count` in the Public feed, in one message.
-async fn fill(address: SocketAddr, first: usize, count: usize) {
+/// Where a feed of the default scenario is polled, and as whom: Public by
+/// anyone, the others by the demo account.
+fn poll_service(feed: &str) -> (&'static str, Option<&'static str>) {
+    if feed == FEED {
+        (POLL_PATH, None)
+    } else {
+        ("/feeds/pay", Some(common::DEMO_AUTHORIZATION))
+    }
+}
+
+/// Stores packages `first..first + count` in the feed, in one message.
+async fn fill(address: SocketAddr, feed: &str, first: usize, count: usize) {
     let blocks: String = (first..first + count)
         .map(|n| {
             format!(
@@ -46,7 +69,7 @@ async fn fill(address: SocketAddr, first: usize, count: usize) {
         .collect();
     let body = format!(
         "<t:Inbox_Message xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:inbox-{first}\">\
-         <t:Destination_Collection_Name>{FEED}</t:Destination_Collection_Name>{blocks}\
+         <t:Destination_Collection_Name>{feed}</t:Destination_Collection_Name>{blocks}\
          </t:Inbox_Message>"
     );
     match post(address, "/inbox", &body).await.body {
@@ -55,21 +78,23 @@ async fn fill(address: SocketAddr, first: usize, count: usize) {
     }
 }
 
-async fn poll(address: SocketAddr) -> Message {
+async fn poll(address: SocketAddr, feed: &str) -> Message {
     let body = format!(
         "<t:Poll_Request xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:poll-1\" \
-         collection_name=\"{FEED}\"><t:Poll_Parameters><t:Response_Type>FULL</t:Response_Type>\
+         collection_name=\"{feed}\"><t:Poll_Parameters><t:Response_Type>FULL</t:Response_Type>\
          </t:Poll_Parameters></t:Poll_Request>"
     );
-    post(address, POLL_PATH, &body).await
+    let (path, authorization) = poll_service(feed);
+    post_as(address, path, authorization, &body).await
 }
 
-async fn fulfil(address: SocketAddr, result_id: &str, part: u64) -> Message {
+async fn fulfil(address: SocketAddr, feed: &str, result_id: &str, part: u64) -> Message {
     let body = format!(
         "<t:Poll_Fulfillment xmlns:t=\"{NS_11}\" message_id=\"urn:uuid:fulfil-{part}\" \
-         collection_name=\"{FEED}\" result_id=\"{result_id}\" result_part_number=\"{part}\"/>"
+         collection_name=\"{feed}\" result_id=\"{result_id}\" result_part_number=\"{part}\"/>"
     );
-    post(address, POLL_PATH, &body).await
+    let (path, authorization) = poll_service(feed);
+    post_as(address, path, authorization, &body).await
 }
 
 fn response(message: Message) -> PollResponse {
@@ -109,10 +134,10 @@ async fn a_large_1_1_poll_is_answered_in_stable_parts() {
     let gateway = common::start_default("multipart").await;
     let address = gateway.local_addr;
     for message in 0..25 {
-        fill(address, message * 100, 100).await;
+        fill(address, FEED, message * 100, 100).await;
     }
 
-    let first = response(poll(address).await);
+    let first = response(poll(address, FEED).await);
     assert_eq!(first.content_blocks.len(), 1000);
     assert_eq!(first.more, Some(true));
     assert_eq!(first.result_part_number, Some(1));
@@ -120,10 +145,10 @@ async fn a_large_1_1_poll_is_answered_in_stable_parts() {
     let end = first.inclusive_end.expect("an end label");
 
     // Content arriving after part 1 is not part of the result.
-    fill(address, 2500, 100).await;
+    fill(address, FEED, 2500, 100).await;
 
-    let second = response(fulfil(address, &result_id, 2).await);
-    let third = response(fulfil(address, &result_id, 3).await);
+    let second = response(fulfil(address, FEED, &result_id, 2).await);
+    let third = response(fulfil(address, FEED, &result_id, 3).await);
     assert_eq!(second.content_blocks.len(), 1000);
     assert_eq!(second.more, Some(true));
     assert_eq!(second.result_part_number, Some(2));
@@ -154,13 +179,13 @@ async fn a_large_1_1_poll_is_answered_in_stable_parts() {
     assert_eq!(all_labels.last(), Some(&end));
 
     // Any part may be asked for again, and is the same.
-    let again = response(fulfil(address, &result_id, 2).await);
+    let again = response(fulfil(address, FEED, &result_id, 2).await);
     assert_eq!(packages(&again), packages(&second));
-    let first_again = response(fulfil(address, &result_id, 1).await);
+    let first_again = response(fulfil(address, FEED, &result_id, 1).await);
     assert_eq!(packages(&first_again), packages(&first));
 
     // Beyond the last part.
-    let beyond = refusal(fulfil(address, &result_id, 4).await);
+    let beyond = refusal(fulfil(address, FEED, &result_id, 4).await);
     assert_eq!(beyond.status_type, StatusType::InvalidResponsePart);
     let max = beyond
         .details
@@ -171,7 +196,7 @@ async fn a_large_1_1_poll_is_answered_in_stable_parts() {
 
     // A result id that is not one of ours.
     for garbage in ["not-a-result", "taxiway-result-1.zz.1.2.", "urn:uuid:1234"] {
-        let unknown = refusal(fulfil(address, garbage, 1).await);
+        let unknown = refusal(fulfil(address, FEED, garbage, 1).await);
         assert_eq!(unknown.status_type, StatusType::NotFound, "{garbage}");
         assert!(
             unknown.message.is_some_and(|m| m.contains("no result")),
@@ -198,11 +223,11 @@ async fn a_large_1_1_poll_is_answered_in_stable_parts() {
 async fn a_result_id_of_another_feed_is_not_found_and_rights_still_hold() {
     let gateway = common::start_default("multipart-foreign").await;
     let address = gateway.local_addr;
-    fill(address, 0, 10).await;
+    fill(address, FEED, 0, 10).await;
     // A well-formed result id naming Gold, presented for Public.
     let gold: String = "Gold".bytes().map(|b| format!("{b:02x}")).collect();
     let foreign = format!("taxiway-result-1.{gold}._.1000.");
-    let unknown = refusal(fulfil(address, &foreign, 1).await);
+    let unknown = refusal(fulfil(address, FEED, &foreign, 1).await);
     assert_eq!(unknown.status_type, StatusType::NotFound);
 
     // Gold is for pay: anonymous may not fetch its parts.
@@ -212,6 +237,92 @@ async fn a_result_id_of_another_feed_is_not_found_and_rights_still_hold() {
     );
     let refused = refusal(post(address, "/feeds/pay", &body).await);
     assert_eq!(refused.status_type, StatusType::Unauthorized);
+    gateway.stop().await.unwrap();
+}
+
+/// The feed of the read-ahead test: the others poll Public, and the
+/// metrics of every gateway of this test binary add up.
+const READ_AHEAD_FEED: &str = "Gold";
+
+/// How many parts of the feed's results read ahead were found as they
+/// were (`used`) or changed (`stale`) when asked for.
+async fn read_ahead(address: SocketAddr, outcome: &str) -> u64 {
+    let (status, _, body) = common::http(address, "GET", "/metrics", &[], b"").await;
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(body).unwrap();
+    let labels = [
+        format!("feed=\"{READ_AHEAD_FEED}\""),
+        format!("outcome=\"{outcome}\""),
+    ];
+    metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("taxiway_poll_parts_read_ahead_total")
+                && labels.iter().all(|label| line.contains(label.as_str()))
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The next part is read while the client reads the one before; once a
+/// block of it is removed meanwhile, what was read is stale and the part is
+/// read afresh, without the block (which may have been removed for being
+/// wrong or not to be shared).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_read_ahead_is_not_sent_once_a_block_of_it_is_removed() {
+    let mut config = Config::default_scenario();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = common::temp_dir("multipart-read-ahead");
+    for feed in config
+        .feeds
+        .iter_mut()
+        .filter(|feed| feed.name == READ_AHEAD_FEED)
+    {
+        feed.editors = vec![common::DEMO_USER.to_owned()];
+    }
+    let gateway = Gateway::start(config).await.expect("the gateway starts");
+    let address = gateway.local_addr;
+    for message in 0..12 {
+        fill(address, READ_AHEAD_FEED, message * 100, 100).await;
+    }
+    let stale = read_ahead(address, "stale").await;
+    let used = read_ahead(address, "used").await;
+
+    let first = response(poll(address, READ_AHEAD_FEED).await);
+    assert_eq!(packages(&first), (0..1000).collect::<Vec<_>>());
+    let result_id = first.result_id.clone().expect("a result id");
+    // Part 2 is read ahead now; the removal comes after that read.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let demo = [("Authorization", common::DEMO_AUTHORIZATION)];
+    let collection = format!("/rolie/feeds/{READ_AHEAD_FEED}");
+    let (status, _, page) = common::http(address, "GET", &collection, &demo, b"").await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    // The newest entry comes first: package 1199, in part 2.
+    let newest = &page[page.find("<entry>").expect("an entry")..];
+    let edit = &newest[..newest.find("rel=\"edit\"").expect("an edit link")];
+    let href = &edit[edit.rfind("href=\"").expect("its address") + 6..];
+    let member = &href[href.find("/rolie/").unwrap()..href.find('"').unwrap()];
+    let headers = [
+        ("Authorization", common::DEMO_AUTHORIZATION),
+        ("If-Match", "*"),
+    ];
+    let (status, _, _) = common::http(address, "DELETE", member, &headers, b"").await;
+    assert_eq!(status, 204, "{member} removed");
+
+    let second = response(fulfil(address, READ_AHEAD_FEED, &result_id, 2).await);
+    assert_eq!(packages(&second), (1000..1199).collect::<Vec<_>>());
+    assert_eq!(second.more, Some(false));
+    assert_eq!(read_ahead(address, "stale").await, stale + 1);
+    assert_eq!(read_ahead(address, "used").await, used);
+
+    // Unchanged, a part read ahead is what is sent: part 2 again, ahead
+    // once part 1 is asked for again.
+    let first_again = response(fulfil(address, READ_AHEAD_FEED, &result_id, 1).await);
+    assert_eq!(packages(&first_again), packages(&first));
+    let again = response(fulfil(address, READ_AHEAD_FEED, &result_id, 2).await);
+    assert_eq!(packages(&again), packages(&second));
+    assert_eq!(read_ahead(address, "used").await, used + 1);
     gateway.stop().await.unwrap();
 }
 
@@ -225,7 +336,7 @@ async fn cabby_polls_every_part() {
     let gateway = common::start_default("multipart-cabby").await;
     let address = gateway.local_addr;
     for message in 0..25 {
-        fill(address, message * 100, 100).await;
+        fill(address, FEED, message * 100, 100).await;
     }
     let args = [
         "--path",
@@ -249,7 +360,7 @@ async fn taxii_1_0_still_pages_by_end_label() {
     let gateway = common::start_default("multipart-10").await;
     let address = gateway.local_addr;
     for message in 0..12 {
-        fill(address, message * 100, 100).await;
+        fill(address, FEED, message * 100, 100).await;
     }
     let binding = "urn:taxii.mitre.org:message:xml:1.0";
     let headers = [

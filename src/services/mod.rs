@@ -5,6 +5,7 @@
 pub mod delivery;
 mod intake;
 mod parts;
+mod read_ahead;
 mod subscriptions;
 
 pub use intake::{Accepted, Intake, Replacing};
@@ -17,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 use crate::config::{Config, FeedConfig, Right, ServiceConfig, ServiceKind};
 use crate::core::*;
 use crate::router::Router;
-use crate::store::{PollExtent, PollQuery, Store, StoreError};
+use crate::store::{PollExtent, PollQuery, Store, StoreError, StoredBlock};
 
 /// Most content blocks one poll response carries. In the draft and 1.0 a
 /// client continues from the response's end label, which is the label of the
@@ -82,12 +83,14 @@ struct Page {
     rest: Option<MoreBlocks>,
 }
 
+#[derive(Clone)]
 pub struct Services<S> {
     config: Arc<Config>,
     store: S,
     router: Arc<Router>,
     public_url: String,
     part_starts: Arc<parts::PartStarts>,
+    parts_ahead: Arc<read_ahead::PartsAhead>,
 }
 
 impl<S: Store + Clone> Services<S> {
@@ -99,6 +102,7 @@ impl<S: Store + Clone> Services<S> {
             router,
             public_url,
             part_starts: Arc::default(),
+            parts_ahead: Arc::default(),
         }
     }
 
@@ -311,25 +315,28 @@ impl<S: Store + Clone> Services<S> {
         }))
     }
 
-    /// A page of a poll: its first chunk read now, the rest as it is sent,
-    /// without the blocks `reader` may not read.
+    /// A page of a poll: its first chunk read now (unless `ready` holds it,
+    /// and maybe the next, as read ahead), the rest as it is sent, without
+    /// the blocks `reader` may not read.
     async fn page(
         &self,
         query: &PollQuery,
         extent: PollExtent,
         reader: BlockReader,
+        ready: Vec<Vec<StoredBlock>>,
     ) -> Result<Page, StoreError> {
-        let chunks: Vec<PollQuery> = chunk_ranges(&extent.blocks)
-            .map(|(first, last, count)| PollQuery {
-                // Labels are whole microseconds: one before the first excludes none.
-                exclusive_begin: Some(first.shifted_nanos(-1_000)),
-                inclusive_end: Some(last),
-                limit: count,
-                ..query.clone()
-            })
-            .collect();
+        let chunks = chunk_queries(query, &extent);
         let more_chunks = chunks.len() > 1;
-        let mut blocks = read_chunks(self.store.clone(), chunks, reader);
+        let unread = chunks.into_iter().skip(ready.len()).collect();
+        let kept = {
+            let reader = reader.clone();
+            ready.into_iter().map(move |blocks| Ok(reader.keep(blocks)))
+        };
+        let mut blocks: MoreBlocks = Box::pin(futures_util::stream::iter(kept).chain(read_chunks(
+            self.store.clone(),
+            unread,
+            reader,
+        )));
         let first = blocks.next().await.transpose()?.unwrap_or_default();
         Ok(Page {
             first,
@@ -338,6 +345,35 @@ impl<S: Store + Clone> Services<S> {
             more: extent.more,
             rest: more_chunks.then_some(blocks),
         })
+    }
+
+    /// Reads part `part` of the query's result ahead, if a slot is free for
+    /// it: the client is about to ask for it.
+    fn read_ahead(&self, query: &PollQuery, part: u64) {
+        let Some(fill) = self.parts_ahead.reserve(query, part) else {
+            return;
+        };
+        let services = self.clone();
+        let query = query.clone();
+        // A failure leaves the slot empty: the part is then read when asked
+        // for, and that read reports the error.
+        tokio::spawn(async move {
+            let Ok(Ok(extent)) = services.locate(&query, part).await else {
+                return;
+            };
+            let mut chunks = Vec::new();
+            for chunk in chunk_queries(&query, &extent)
+                .into_iter()
+                .take(READ_AHEAD_CHUNKS)
+            {
+                let Ok(read) = services.store.poll(chunk).await else {
+                    return;
+                };
+                chunks.push(read.blocks);
+            }
+            // Not taken any more when it was kept too long.
+            let _ = fill.send(read_ahead::ReadAhead { extent, chunks });
+        });
     }
 
     fn discovery(
@@ -523,13 +559,14 @@ impl<S: Store + Clone> Services<S> {
             Some(page) => page,
             None => {
                 let first = self.locate(&query, 1).await?.unwrap_or_default();
-                self.page(&query, first, reader).await?
+                self.page(&query, first, reader, Vec::new()).await?
             }
         };
         if dialect == Dialect::V11
             && page.more
             && let Some(inclusive_end) = inclusive_end
         {
+            self.read_ahead(&query, 2);
             let result = ResultSet {
                 feed: feed.name.clone(),
                 exclusive_begin: poll.exclusive_begin,
@@ -665,9 +702,23 @@ impl<S: Store + Clone> Services<S> {
         };
         let parts = match located {
             Some(Ok(extent)) => {
+                let ready = match self.parts_ahead.take(&query, part).await {
+                    Some(ahead) => {
+                        let used = ahead.extent == extent;
+                        metrics::counter!("taxiway_poll_parts_read_ahead_total",
+                            "feed" => feed.name.clone(),
+                            "outcome" => if used { "used" } else { "stale" })
+                        .increment(1);
+                        if used { ahead.chunks } else { Vec::new() }
+                    }
+                    None => Vec::new(),
+                };
                 let page = self
-                    .page(&query, extent, BlockReader::new(feed, identity))
+                    .page(&query, extent, BlockReader::new(feed, identity), ready)
                     .await?;
+                if page.more {
+                    self.read_ahead(&query, part + 1);
+                }
                 return Ok(result_part(request, dialect, &result, part, page, None));
             }
             Some(Err(parts)) => parts,
@@ -920,6 +971,19 @@ impl ResultSet {
             limit: POLL_PAGE,
         }
     }
+}
+
+/// The store reads of a page, chunk by chunk.
+fn chunk_queries(query: &PollQuery, extent: &PollExtent) -> Vec<PollQuery> {
+    chunk_ranges(&extent.blocks)
+        .map(|(first, last, count)| PollQuery {
+            // Labels are whole microseconds: one before the first excludes none.
+            exclusive_begin: Some(first.shifted_nanos(-1_000)),
+            inclusive_end: Some(last),
+            limit: count,
+            ..query.clone()
+        })
+        .collect()
 }
 
 /// A page's blocks in runs of consecutive labels, each of at most

@@ -18,7 +18,7 @@ use crate::store::PollQuery;
 const REMEMBERED: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct PartKey {
+pub(super) struct PartKey {
     feed: String,
     exclusive_begin: Option<i128>,
     inclusive_end: Option<i128>,
@@ -27,7 +27,7 @@ struct PartKey {
 }
 
 impl PartKey {
-    fn new(query: &PollQuery, part: u64) -> PartKey {
+    pub(super) fn new(query: &PollQuery, part: u64) -> PartKey {
         PartKey {
             feed: query.feed.clone(),
             exclusive_begin: query.exclusive_begin.map(|t| t.unix_nanos()),
@@ -68,10 +68,26 @@ impl PartStarts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Starts> {
-        // Each change leaves the map whole: keep using it after a panic.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock_whole(&self.0)
+    }
+}
+
+/// A lock on what each change leaves whole: still used after a panic.
+pub(super) fn lock_whole<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A query of a result, for tests of what is kept per result and part.
+#[cfg(test)]
+pub(super) fn result_query(feed: &str) -> PollQuery {
+    PollQuery {
+        feed: feed.to_owned(),
+        exclusive_begin: None,
+        inclusive_end: Some(Timestamp::from_unix(1_700_000_000, 0)),
+        bindings: Vec::new(),
+        limit: 1000,
     }
 }
 
@@ -80,13 +96,7 @@ mod tests {
     use super::*;
 
     fn query(feed: &str) -> PollQuery {
-        PollQuery {
-            feed: feed.to_owned(),
-            exclusive_begin: None,
-            inclusive_end: Some(Timestamp::from_unix(1_700_000_000, 0)),
-            bindings: Vec::new(),
-            limit: 1000,
-        }
+        result_query(feed)
     }
 
     #[test]
