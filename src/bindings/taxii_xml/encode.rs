@@ -6,7 +6,7 @@
 
 use super::error::SerializeError;
 use super::ids::{Ids, ids};
-use super::reader::{escape_attribute_into, mentions_prefix};
+use super::reader::{escape_attribute_into, escape_into, mentions_prefix};
 use crate::core::*;
 
 /// The binding a draft message without content blocks names.
@@ -1064,18 +1064,11 @@ fn bool_text(value: bool) -> String {
 }
 
 fn escape_text_into(out: &mut String, text: &str) {
-    let mut last = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        let replacement = match byte {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'\r' => "&#13;",
-            _ => continue,
-        };
-        out.push_str(&text[last..at]);
-        out.push_str(replacement);
-        last = at + 1;
-    }
-    out.push_str(&text[last..]);
+    escape_into(out, text, |byte| match byte {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'\r' => Some("&#13;"),
+        _ => None,
+    });
 }

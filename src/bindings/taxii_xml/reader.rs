@@ -842,22 +842,50 @@ fn is_name_byte(byte: u8) -> bool {
 }
 
 pub(crate) fn escape_attribute_into(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c => out.push(c),
+    escape_into(out, value, |byte| match byte {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'"' => Some("&quot;"),
+        b'\n' => Some("&#10;"),
+        b'\r' => Some("&#13;"),
+        b'\t' => Some("&#9;"),
+        _ => None,
+    });
+}
+
+/// `text` with the ASCII bytes `replacement` names replaced, the runs
+/// between them copied whole (a poll response escapes an attribute or two
+/// for each of its blocks).
+pub(crate) fn escape_into(
+    out: &mut String,
+    text: &str,
+    replacement: impl Fn(u8) -> Option<&'static str>,
+) {
+    let mut last = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        if let Some(replacement) = replacement(byte) {
+            // An ASCII byte: both slices end on character boundaries.
+            out.push_str(&text[last..at]);
+            out.push_str(replacement);
+            last = at + 1;
         }
     }
+    out.push_str(&text[last..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_escape_markup_and_whitespace_and_keep_the_rest() {
+        let mut out = String::from("=");
+        escape_attribute_into(&mut out, "é&<\"\n\r\tü>'ß");
+        assert_eq!(out, "=é&amp;&lt;&quot;&#10;&#13;&#9;ü>'ß");
+        let mut clean = String::new();
+        escape_attribute_into(&mut clean, "urn:stix.mitre.org:xml:1.1.1");
+        assert_eq!(clean, "urn:stix.mitre.org:xml:1.1.1");
+    }
 
     #[test]
     fn the_prefixes_mentioned_are_those_mentions_prefix_finds() {
