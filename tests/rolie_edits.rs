@@ -521,3 +521,96 @@ async fn the_forward_slash_resource_leads_to_the_service_document() {
     );
     gateway.stop().await.unwrap();
 }
+
+/// Restrictions hold in every part of a multi-part result, the parts read
+/// ahead included: what is read ahead is shared by whoever asks for the
+/// part next, and is filtered for that identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restrictions_hold_in_every_part_of_a_result_read_ahead_or_not() {
+    let inbox = "[[services]]\nkind = \"inbox\"\npath = \"/feeds/incidents/inbox\"\n\
+                 feeds = [\"Incidents\"]\n";
+    let gateway = start("rolie-iodef-parts", &format!("{INCIDENTS}{inbox}")).await;
+    let address = gateway.local_addr;
+    let demo = common::DEMO_AUTHORIZATION;
+    let other = common::basic("other", common::DEMO_PASSWORD);
+    // Every third incident private: 500 of 1,500.
+    let blocks: String = (0..1500)
+        .map(|n| {
+            let restriction = if n % 3 == 0 { "private" } else { "public" };
+            format!(
+                "<t:Content_Block><t:Content_Binding binding_id=\"urn:ietf:params:xml:ns:iodef-2.0\"/>\
+                 <t:Content>{}</t:Content></t:Content_Block>",
+                incident(&format!("incident-{n}-"), restriction)
+            )
+        })
+        .collect();
+    let message = format!(
+        "<t:Inbox_Message {T11} message_id=\"urn:uuid:incidents\">\
+         <t:Destination_Collection_Name>Incidents</t:Destination_Collection_Name>{blocks}\
+         </t:Inbox_Message>"
+    );
+    let (_, reply) = common::post_taxii(
+        address,
+        "/feeds/incidents/inbox",
+        Dialect::V11,
+        &message,
+        Some(demo),
+    )
+    .await;
+    assert!(
+        matches!(&reply.body, Body::Status(s) if s.status_type == StatusType::Success),
+        "{reply:?}"
+    );
+
+    let used = || async {
+        let (_, _, metrics) = send(address, "GET", "/metrics", &[], b"").await;
+        metrics
+            .lines()
+            .find(|line| {
+                line.starts_with("taxiway_poll_parts_read_ahead_total")
+                    && line.contains("feed=\"Incidents\"")
+                    && line.contains("outcome=\"used\"")
+            })
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let poll = format!(
+        "<t:Poll_Request {T11} message_id=\"urn:uuid:p\" collection_name=\"Incidents\">\
+         <t:Poll_Parameters><t:Response_Type>FULL</t:Response_Type></t:Poll_Parameters>\
+         </t:Poll_Request>"
+    );
+    for (who, private_seen) in [(other.as_str(), 0), (demo, 500)] {
+        let Body::PollResponse(first) = incidents_taxii(address, who, &poll).await else {
+            panic!("a poll response");
+        };
+        assert_eq!(first.more, Some(true));
+        let result_id = first.result_id.clone().expect("a result id");
+        let before = used().await;
+        let fulfil = format!(
+            "<t:Poll_Fulfillment {T11} message_id=\"urn:uuid:f\" collection_name=\"Incidents\" \
+             result_id=\"{result_id}\" result_part_number=\"2\"/>"
+        );
+        let Body::PollResponse(second) = incidents_taxii(address, who, &fulfil).await else {
+            panic!("a poll response");
+        };
+        assert_eq!(used().await, before + 1, "part 2 was read ahead");
+        let contents: Vec<&str> = [&first, &second]
+            .into_iter()
+            .flat_map(|part| part.content_blocks.iter().map(|b| b.content.as_str()))
+            .collect();
+        let private = contents
+            .iter()
+            .filter(|c| c.contains("restriction=\"private\""))
+            .count();
+        assert_eq!(private, private_seen, "private incidents read");
+        assert_eq!(contents.len(), 1000 + private_seen, "public ones: 1,000");
+        assert!(
+            second
+                .content_blocks
+                .iter()
+                .any(|b| b.content.as_str().contains("incident-1499-")),
+            "part 2 holds the last"
+        );
+    }
+    gateway.stop().await.unwrap();
+}
