@@ -702,17 +702,7 @@ impl<S: Store + Clone> Services<S> {
         };
         let parts = match located {
             Some(Ok(extent)) => {
-                let ready = match self.parts_ahead.take(&query, part).await {
-                    Some(ahead) => {
-                        let used = ahead.extent == extent;
-                        metrics::counter!("taxiway_poll_parts_read_ahead_total",
-                            "feed" => feed.name.clone(),
-                            "outcome" => if used { "used" } else { "stale" })
-                        .increment(1);
-                        if used { ahead.chunks } else { Vec::new() }
-                    }
-                    None => Vec::new(),
-                };
+                let ready = self.parts_ahead.take_current(&query, part, &extent).await;
                 let page = self
                     .page(&query, extent, BlockReader::new(feed, identity), ready)
                     .await?;

@@ -82,6 +82,26 @@ impl PartsAhead {
         read.await.ok()
     }
 
+    /// The chunks read ahead for part `part` of the query's result if the
+    /// part, located now, still has exactly the blocks they were read as;
+    /// none when nothing was read ahead or it is stale. Counted by outcome.
+    pub(super) async fn take_current(
+        &self,
+        query: &PollQuery,
+        part: u64,
+        extent: &PollExtent,
+    ) -> Vec<Vec<StoredBlock>> {
+        let Some(ahead) = self.take(query, part).await else {
+            return Vec::new();
+        };
+        let current = ahead.extent == *extent;
+        metrics::counter!("taxiway_poll_parts_read_ahead_total",
+            "feed" => query.feed.clone(),
+            "outcome" => if current { "used" } else { "stale" })
+        .increment(1);
+        if current { ahead.chunks } else { Vec::new() }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
         lock_whole(&self.0)
     }
